@@ -1,0 +1,135 @@
+import type { AgentApplyRequest, AgentCapabilities, AgentErrorBody, AgentMount, AgentMountList } from '../schemas/agent.ts'
+import {
+  AgentAuthFailed, AgentError, AgentTimeout, AgentUnreachable, FlushPending, MountBusy, MountFailed,
+  MountPointRefused, RemoteUnreachable, RuntimeMissing, withDetail
+} from '../errors.ts'
+
+// The control plane's typed client for the in-VM agent (docs/agent-protocol.md). Transport
+// failures become AGENT_UNREACHABLE (503) or AGENT_TIMEOUT (504); the agent's own error codes
+// become the control plane's codes. Nothing from the request (config, token) is ever put into
+// an error.
+
+export interface AgentTarget {
+  sandboxId: string
+  url: string
+  token: string
+}
+
+export interface AgentCallOptions {
+  timeoutMs?: number
+}
+
+export interface AgentCallObserver {
+  (op: string, outcome: 'ok' | 'error', seconds: number): void
+}
+
+export class AgentClient {
+  readonly #timeoutMs: number
+  readonly #observe?: AgentCallObserver
+
+  constructor (opts: { timeoutMs: number, observe?: AgentCallObserver }) {
+    this.#timeoutMs = opts.timeoutMs
+    this.#observe = opts.observe
+  }
+
+  async capabilities (target: AgentTarget): Promise<AgentCapabilities> {
+    return await this.#call<AgentCapabilities>(target, 'capabilities', 'GET', '/v1/capabilities')
+  }
+
+  async apply (target: AgentTarget, mountId: string, req: AgentApplyRequest): Promise<AgentMount> {
+    return await this.#call<AgentMount>(target, 'apply', 'PUT', `/v1/mounts/${encodeURIComponent(mountId)}`, req)
+  }
+
+  async remove (target: AgentTarget, mountId: string, opts: { force?: boolean } = {}): Promise<void> {
+    const q = opts.force === true ? '?force=true' : ''
+    await this.#call<undefined>(target, 'remove', 'DELETE', `/v1/mounts/${encodeURIComponent(mountId)}${q}`)
+  }
+
+  async list (target: AgentTarget, opts: AgentCallOptions = {}): Promise<AgentMount[]> {
+    const body = await this.#call<AgentMountList>(target, 'list', 'GET', '/v1/mounts', undefined, opts)
+    return body.mounts
+  }
+
+  /** One mount's live state, or undefined when the agent does not know it. */
+  async get (target: AgentTarget, mountId: string, opts: AgentCallOptions = {}): Promise<AgentMount | undefined> {
+    try {
+      return await this.#call<AgentMount>(target, 'get', 'GET', `/v1/mounts/${encodeURIComponent(mountId)}`, undefined, opts)
+    } catch (err) {
+      if ((err as { agentCode?: string }).agentCode === 'NOT_FOUND') return undefined
+      throw err
+    }
+  }
+
+  async #call<T> (target: AgentTarget, op: string, method: string, pathname: string, body?: unknown, opts: AgentCallOptions = {}): Promise<T> {
+    const started = performance.now()
+    let outcome: 'ok' | 'error' = 'error'
+    try {
+      const result = await this.#send<T>(target, method, pathname, body, opts.timeoutMs ?? this.#timeoutMs)
+      outcome = 'ok'
+      return result
+    } finally {
+      this.#observe?.(op, outcome, (performance.now() - started) / 1000)
+    }
+  }
+
+  async #send<T> (target: AgentTarget, method: string, pathname: string, body: unknown, timeoutMs: number): Promise<T> {
+    let res: Response
+    try {
+      res = await fetch(new URL(pathname, target.url), {
+        method,
+        headers: {
+          authorization: `Bearer ${target.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' })
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs)
+      })
+    } catch (err) {
+      const name = (err as Error).name
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new AgentTimeout(`the agent of sandbox ${target.sandboxId} did not answer within ${timeoutMs} ms`)
+      }
+      throw new AgentUnreachable(`the agent of sandbox ${target.sandboxId} is unreachable`)
+    }
+    let text: string
+    try {
+      text = await res.text()
+    } catch (err) {
+      if ((err as Error).name === 'TimeoutError') throw new AgentTimeout(`the agent of sandbox ${target.sandboxId} did not answer within ${timeoutMs} ms`)
+      throw new AgentUnreachable(`the agent of sandbox ${target.sandboxId} closed the connection`)
+    }
+    if (res.status === 204) return undefined as T
+    let parsed: unknown
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text)
+    } catch {
+      throw new AgentError(`the agent of sandbox ${target.sandboxId} answered with something that is not JSON (HTTP ${res.status})`)
+    }
+    if (res.ok) {
+      if (parsed === null || typeof parsed !== 'object') throw new AgentError(`the agent of sandbox ${target.sandboxId} answered without a body`)
+      return parsed as T
+    }
+    throw toError(target.sandboxId, res.status, parsed)
+  }
+}
+
+function toError (sandboxId: string, status: number, body: unknown): Error {
+  const e = (body as Partial<AgentErrorBody> | undefined)?.error
+  if (e === undefined || typeof e.code !== 'string') {
+    return new AgentError(`the agent of sandbox ${sandboxId} failed with HTTP ${status}`)
+  }
+  const message = typeof e.message === 'string' ? e.message.slice(0, 2000) : 'no message'
+  const detail = typeof e.logTail === 'string' && e.logTail !== '' ? { logTail: e.logTail.slice(-4000) } : undefined
+  let err: Error
+  switch (e.code) {
+    case 'RUNTIME_MISSING': err = new RuntimeMissing(message); break
+    case 'MOUNT_POINT_REFUSED': err = new MountPointRefused(message); break
+    case 'PREFLIGHT_FAILED': err = new RemoteUnreachable(`the remote did not answer a listing: ${message}`); break
+    case 'MOUNT_FAILED': err = new MountFailed(message); break
+    case 'MOUNT_BUSY': err = new MountBusy(message); break
+    case 'FLUSH_TIMEOUT': err = new FlushPending(message); break
+    case 'UNAUTHORIZED': err = new AgentAuthFailed(`the agent of sandbox ${sandboxId} refused the control plane's token`); break
+    default: err = new AgentError(`the agent of sandbox ${sandboxId} failed: ${message}`)
+  }
+  return Object.assign(detail === undefined ? err : withDetail(err, detail), { agentCode: e.code })
+}
