@@ -6,5 +6,5 @@ export const ErrorBody = Type.Object({
     message: Type.String({ description: 'What went wrong, naming the offending field' }),
     detail: Type.Optional(Type.Unknown({ description: 'Secret-free detail, e.g. the scrubbed tail of rclone\'s log' }))
   })
-}, { $id: 'Error', description: 'Every error answer has this shape' })
+}, { description: 'Every error answer has this shape' })
 export type ErrorBody = Static<typeof ErrorBody>

@@ -31,7 +31,7 @@ export const MountCreate = Type.Object({
   rcloneConfig: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'Raw rclone config; the section named like the part of `remote` before the colon is mounted' })),
   readWrite: Type.Optional(Type.Boolean({ default: false, description: 'Mounts are read-only unless true' })),
   mountOptions: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 64, description: 'rclone mount/VFS flags from the allowlist, e.g. ["--dir-cache-time", "1m"]' }))
-}, { additionalProperties: false, $id: 'MountCreate' })
+}, { additionalProperties: false })
 export type MountCreate = Static<typeof MountCreate>
 
 export const Mount = Type.Object({
@@ -48,7 +48,7 @@ export const Mount = Type.Object({
   lastCheckedAt: Type.Optional(Type.String({ format: 'date-time' })),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' })
-}, { $id: 'Mount' })
+})
 export type Mount = Static<typeof Mount>
 
 export const MountList = Type.Object({ mounts: Type.Array(Mount) })
