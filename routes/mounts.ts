@@ -71,7 +71,7 @@ const mountRoutes: FastifyPluginAsyncTypebox<MountRoutesOptions> = async (app, {
       return reply.code(400).send({ error: { code: 'VALIDATION_FAILED', message: 'query.path: required (or DELETE /sandboxes/:sandboxId/mounts/:mountId)' } })
     }
     await service.remove(request.principal!, request.params.sandboxId, { path: request.query.path }, { force: request.query.force })
-    return reply.code(204).send()
+    return reply.code(204).send(null)
   })
 
   app.delete('/sandboxes/:sandboxId/mounts/:mountId', {
@@ -86,7 +86,7 @@ const mountRoutes: FastifyPluginAsyncTypebox<MountRoutesOptions> = async (app, {
     }
   }, async (request, reply) => {
     await service.remove(request.principal!, request.params.sandboxId, { mountId: request.params.mountId }, { force: request.query.force })
-    return reply.code(204).send()
+    return reply.code(204).send(null)
   })
 }
 

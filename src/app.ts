@@ -10,6 +10,12 @@ import type { AgentClient } from './agent/client.ts'
 import type { SecretBox } from './secrets.ts'
 import type { BackendTemplate } from './schemas/template.ts'
 import { MountService } from './mounts/service.ts'
+import { CredentialService } from './mounts/credentials.ts'
+import { Reconciler } from './mounts/reconciler.ts'
+import { Lifecycle } from './mounts/lifecycle.ts'
+import idempotencyPlugin from './plugins/idempotency.ts'
+import credentialRoutes from '../routes/credentials.ts'
+import lifecycleRoutes from '../routes/lifecycle.ts'
 import { logEvents, type EventSink } from './mounts/events.ts'
 import errorsPlugin from './plugins/errors.ts'
 import authPlugin from './plugins/auth.ts'
@@ -29,7 +35,7 @@ export interface AppDeps {
   events?: EventSink
 }
 
-export type AppConfig = Pick<Config, 'apiKeys' | 'internalToken' | 'logLevel' | 'bodyLimit'>
+export type AppConfig = Pick<Config, 'apiKeys' | 'internalToken' | 'logLevel' | 'bodyLimit' | 'reconcileIntervalMs' | 'reconcileConcurrency'>
 
 const PUBLIC_PREFIXES = ['/healthz', '/readyz', '/openapi.json', '/docs']
 
@@ -61,15 +67,17 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
   const ajv = validators()
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.other).compile(schema))
 
-  const service = new MountService({
-    store: deps.store,
-    agents: deps.agents,
-    box: deps.box,
-    templates: deps.templates,
-    log: app.log,
-    events: deps.events ?? logEvents(app.log)
-  })
+  const events = deps.events ?? logEvents(app.log)
+  const common = { store: deps.store, agents: deps.agents, box: deps.box, templates: deps.templates, log: app.log, events }
+  // The two services refer to each other: mounts load named credentials, rotation drives mounts.
+  let credentials: CredentialService | undefined
+  const service = new MountService({ ...common, loadCredential: async (tenant, name) => await credentials?.load(tenant, name) })
+  credentials = new CredentialService({ ...common, service })
+  const reconciler = new Reconciler({ ...common, service, intervalMs: config.reconcileIntervalMs, concurrency: config.reconcileConcurrency })
+  const lifecycle = new Lifecycle({ store: deps.store, service, reconciler, events })
   app.decorate('mounts', service)
+  app.decorate('reconciler', reconciler)
+  app.addHook('onClose', async () => { await reconciler.close() })
 
   await app.register(swagger, {
     openapi: {
@@ -88,15 +96,19 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
 
   await app.register(errorsPlugin)
   await app.register(authPlugin, { apiKeys: config.apiKeys, internalToken: config.internalToken, publicPrefixes: PUBLIC_PREFIXES })
+  await app.register(idempotencyPlugin, { store: deps.store })
   await app.register(healthRoutes, { store: deps.store })
   await app.register(backendRoutes, { templates: deps.templates })
   await app.register(mountRoutes, { service })
   await app.register(internalRoutes, { service })
+  await app.register(credentialRoutes, { credentials })
+  await app.register(lifecycleRoutes, { lifecycle })
   return app
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     mounts: MountService
+    reconciler: Reconciler
   }
 }

@@ -87,7 +87,7 @@ export async function buildSpec (body: MountCreate, ctx: SpecContext): Promise<M
   return { ...base, backend: body.backend, credentialsRef: null, rendered, credsIdentity: ctx.digest(`${body.backend}\n${stableJson(body.creds)}`) }
 }
 
-export function specHash (spec: MountSpec, digest: (text: string) => string): string {
+export function specHash (spec: Pick<MountSpec, 'path' | 'remote' | 'backend' | 'readWrite' | 'mountOptions' | 'credsIdentity'>, digest: (text: string) => string): string {
   return digest(stableJson({
     path: spec.path,
     remote: spec.remote,
