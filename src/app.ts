@@ -14,6 +14,8 @@ import { CredentialService } from './mounts/credentials.ts'
 import { Reconciler } from './mounts/reconciler.ts'
 import { Lifecycle } from './mounts/lifecycle.ts'
 import idempotencyPlugin from './plugins/idempotency.ts'
+import metricsPlugin, { metricsObserver, type Metrics } from './plugins/metrics.ts'
+import limitsPlugin from './plugins/limits.ts'
 import credentialRoutes from '../routes/credentials.ts'
 import lifecycleRoutes from '../routes/lifecycle.ts'
 import { logEvents, type EventSink } from './mounts/events.ts'
@@ -33,9 +35,10 @@ export interface AppDeps {
   /** Where log lines go (tests capture them); defaults to stdout. */
   logStream?: NodeJS.WritableStream
   events?: EventSink
+  metrics?: Metrics
 }
 
-export type AppConfig = Pick<Config, 'apiKeys' | 'internalToken' | 'logLevel' | 'bodyLimit' | 'reconcileIntervalMs' | 'reconcileConcurrency'>
+export type AppConfig = Pick<Config, 'apiKeys' | 'internalToken' | 'logLevel' | 'bodyLimit' | 'reconcileIntervalMs' | 'reconcileConcurrency' | 'rateLimitPerMinute' | 'maxInFlight'>
 
 const PUBLIC_PREFIXES = ['/healthz', '/readyz', '/openapi.json', '/docs']
 
@@ -67,13 +70,14 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
   const ajv = validators()
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.other).compile(schema))
 
+  const metrics = deps.metrics ?? metricsObserver()
   const events = deps.events ?? logEvents(app.log)
   const common = { store: deps.store, agents: deps.agents, box: deps.box, templates: deps.templates, log: app.log, events }
   // The two services refer to each other: mounts load named credentials, rotation drives mounts.
   let credentials: CredentialService | undefined
   const service = new MountService({ ...common, loadCredential: async (tenant, name) => await credentials?.load(tenant, name) })
   credentials = new CredentialService({ ...common, service })
-  const reconciler = new Reconciler({ ...common, service, intervalMs: config.reconcileIntervalMs, concurrency: config.reconcileConcurrency })
+  const reconciler = new Reconciler({ ...common, service, intervalMs: config.reconcileIntervalMs, concurrency: config.reconcileConcurrency, onRun: metrics.reconcileRun })
   const lifecycle = new Lifecycle({ store: deps.store, service, reconciler, events })
   app.decorate('mounts', service)
   app.decorate('reconciler', reconciler)
@@ -96,6 +100,8 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
 
   await app.register(errorsPlugin)
   await app.register(authPlugin, { apiKeys: config.apiKeys, internalToken: config.internalToken, publicPrefixes: PUBLIC_PREFIXES })
+  await app.register(limitsPlugin, { perMinute: config.rateLimitPerMinute, maxInFlight: config.maxInFlight, onRefused: metrics.refused })
+  await app.register(metricsPlugin, { metrics, store: deps.store })
   await app.register(idempotencyPlugin, { store: deps.store })
   await app.register(healthRoutes, { store: deps.store })
   await app.register(backendRoutes, { templates: deps.templates })
