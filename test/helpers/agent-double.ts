@@ -10,8 +10,8 @@ export interface AgentDouble {
   token: string
   mounts: Map<string, AgentMount & { request: AgentApplyRequest }>
   calls: Array<{ method: string, url: string }>
-  /** Next apply fails with this agent error code (once). */
-  failNextApply: (code: AgentErrorCode, message?: string, logTail?: string) => void
+  /** An apply fails with this agent error code (once), after `skip` applies that succeed. */
+  failNextApply: (code: AgentErrorCode, message?: string, logTail?: string, skip?: number) => void
   failNextRemove: (code: AgentErrorCode, message?: string) => void
   setStatus: (mountId: string, status: AgentMount['status'], lastError?: string) => void
   /** Every request waits this long before answering. */
@@ -23,7 +23,7 @@ export interface AgentDouble {
 
 export async function startAgentDouble (token = 'agent-token-0123456789abcdef'): Promise<AgentDouble> {
   const app: FastifyInstance = Fastify({ logger: false })
-  let nextApplyError: { code: AgentErrorCode, message: string, logTail?: string } | undefined
+  let nextApplyError: { code: AgentErrorCode, message: string, logTail?: string, skip: number } | undefined
   let nextRemoveError: { code: AgentErrorCode, message: string } | undefined
   const state: AgentDouble = {
     url: '',
@@ -32,7 +32,7 @@ export async function startAgentDouble (token = 'agent-token-0123456789abcdef'):
     calls: [],
     delayMs: 0,
     garbage: false,
-    failNextApply: (code, message = 'failed', logTail) => { nextApplyError = { code, message, logTail } },
+    failNextApply: (code, message = 'failed', logTail, skip = 0) => { nextApplyError = { code, message, logTail, skip } },
     failNextRemove: (code, message = 'failed') => { nextRemoveError = { code, message } },
     setStatus: (mountId, status, lastError) => {
       const m = state.mounts.get(mountId)
@@ -62,7 +62,7 @@ export async function startAgentDouble (token = 'agent-token-0123456789abcdef'):
     return rest
   })
   app.put<{ Params: { id: string }, Body: AgentApplyRequest }>('/v1/mounts/:id', async (request, reply) => {
-    if (nextApplyError !== undefined) {
+    if (nextApplyError !== undefined && nextApplyError.skip-- <= 0) {
       const e = nextApplyError
       nextApplyError = undefined
       return await fail(reply, e.code, e.message, e.logTail)
