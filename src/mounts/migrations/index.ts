@@ -1,0 +1,14 @@
+import { initial } from './001-initial.ts'
+
+// Versioned schema changes, applied in order at open and recorded in schema_migrations.
+// A released migration never changes; a new version is a new file. Each carries both
+// dialects so the two stores cannot drift apart.
+
+export interface Migration {
+  version: number
+  name: string
+  sqlite: string
+  postgres: string
+}
+
+export const migrations: readonly Migration[] = [initial]
