@@ -38,7 +38,7 @@ export interface AppDeps {
   metrics?: Metrics
 }
 
-export type AppConfig = Pick<Config, 'apiKeys' | 'internalToken' | 'logLevel' | 'bodyLimit' | 'reconcileIntervalMs' | 'reconcileConcurrency' | 'rateLimitPerMinute' | 'maxInFlight'>
+export type AppConfig = Pick<Config, 'apiKeys' | 'internalToken' | 'logLevel' | 'bodyLimit' | 'reconcileIntervalMs' | 'reconcileLeaseMs' | 'reconcileConcurrency' | 'rateLimitPerMinute' | 'maxInFlight'>
 
 const PUBLIC_PREFIXES = ['/healthz', '/readyz', '/openapi.json', '/docs']
 
@@ -77,7 +77,7 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
   let credentials: CredentialService | undefined
   const service = new MountService({ ...common, loadCredential: async (tenant, name) => await credentials?.load(tenant, name) })
   credentials = new CredentialService({ ...common, service })
-  const reconciler = new Reconciler({ ...common, service, intervalMs: config.reconcileIntervalMs, concurrency: config.reconcileConcurrency, onRun: metrics.reconcileRun })
+  const reconciler = new Reconciler({ ...common, service, intervalMs: config.reconcileIntervalMs, leaseMs: config.reconcileLeaseMs, concurrency: config.reconcileConcurrency, onRun: metrics.reconcileRun })
   const lifecycle = new Lifecycle({ store: deps.store, service, reconciler, events })
   app.decorate('mounts', service)
   app.decorate('reconciler', reconciler)
@@ -103,7 +103,7 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
   await app.register(limitsPlugin, { perMinute: config.rateLimitPerMinute, maxInFlight: config.maxInFlight, onRefused: metrics.refused })
   await app.register(metricsPlugin, { metrics, store: deps.store })
   await app.register(idempotencyPlugin, { store: deps.store })
-  await app.register(healthRoutes, { store: deps.store })
+  await app.register(healthRoutes, { store: deps.store, replica: reconciler.holder })
   await app.register(backendRoutes, { templates: deps.templates })
   await app.register(mountRoutes, { service })
   await app.register(internalRoutes, { service })

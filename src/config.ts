@@ -22,6 +22,7 @@ export const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   AGENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 90000 }),
   RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60000, description: '0 turns periodic reconciliation off' }),
+  RECONCILE_LEASE_MS: Type.Integer({ minimum: 0, default: 0, description: 'How long a replica keeps a sandbox for periodic reconciliation after its last round; 0 means 3 intervals, at least 15 s' }),
   RECONCILE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 1200, description: 'Requests per tenant per minute; 0 turns it off' }),
   MAX_IN_FLIGHT: Type.Integer({ minimum: 0, default: 512, description: 'Concurrent requests before 503; 0 turns it off' }),
@@ -48,6 +49,7 @@ export interface Config {
   agentTimeoutMs: number
   reconcileIntervalMs: number
   reconcileConcurrency: number
+  reconcileLeaseMs: number
   rateLimitPerMinute: number
   maxInFlight: number
   bodyLimit: number
@@ -115,6 +117,7 @@ export function loadConfig (env: Record<string, string | undefined>, hash: (s: s
     agentTimeoutMs: parsed.AGENT_TIMEOUT_MS,
     reconcileIntervalMs: parsed.RECONCILE_INTERVAL_MS,
     reconcileConcurrency: parsed.RECONCILE_CONCURRENCY,
+    reconcileLeaseMs: parsed.RECONCILE_LEASE_MS > 0 ? parsed.RECONCILE_LEASE_MS : Math.max(3 * parsed.RECONCILE_INTERVAL_MS, 15000),
     rateLimitPerMinute: parsed.RATE_LIMIT_PER_MINUTE,
     maxInFlight: parsed.MAX_IN_FLIGHT,
     bodyLimit: parsed.BODY_LIMIT,

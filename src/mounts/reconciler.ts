@@ -20,6 +20,8 @@ export interface ReconcilerDeps {
   events: EventSink
   log: FastifyBaseLogger
   intervalMs: number
+  /** A replica keeps a sandbox this long after each round; when it dies another takes over. */
+  leaseMs: number
   concurrency: number
   now?: () => Date
   /** Observer for metrics: one call per reconcile run with its repairs. */
@@ -150,7 +152,7 @@ export class Reconciler {
   async reconcileAll (): Promise<ReconcileReport[]> {
     const ids = await this.#d.store.listSandboxIds()
     const reports: ReconcileReport[] = []
-    const ttl = Math.max(this.#d.intervalMs, 30000)
+    const ttl = this.#d.leaseMs
     let next = 0
     const worker = async (): Promise<void> => {
       while (next < ids.length && !this.#closed) {
