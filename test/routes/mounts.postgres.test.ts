@@ -1,0 +1,3 @@
+// The same suite against the PostgreSQL registry.
+process.env.TEST_STORE = 'postgres'
+await import('./mounts.test.ts')
