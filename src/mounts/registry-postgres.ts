@@ -60,6 +60,11 @@ interface IdempotencyRow {
   created_at: Date
 }
 
+// Explicit column lists, never *: a named statement prepared before a migration adds a
+// column would otherwise fail with "cached plan must not change result type".
+const SANDBOX_COLUMNS = 'id, tenant, agent_url, agent_token_secret, state, created_at, updated_at'
+const CREDENTIAL_COLUMNS = 'tenant, name, backend, keys, secret, created_at, updated_at'
+const IDEMPOTENCY_COLUMNS = 'tenant, key, request_hash, status_code, body, created_at'
 const MOUNT_COLUMNS = 'm.id, m.sandbox_id, m.path, m.remote, m.backend, m.credentials_ref, m.read_write, ' +
   'm.mount_options, m.status, m.last_error, m.last_checked_at, m.spec_hash, m.config_secret, m.created_at, m.updated_at'
 
@@ -84,7 +89,7 @@ const UNAVAILABLE_SQLSTATE = /^(08|53|57P0|28|3D000)/
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH',
   'ENETUNREACH', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED', 'EADDRNOTAVAIL'])
 // node-postgres raises these without a code.
-const DRIVER_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error|not queryable|Query read timeout|Client was closed|after calling end on the pool|SSL/i
+const DRIVER_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed|Cannot use a pool after calling end|The server does not support SSL|Query read timeout)/
 
 export interface PostgresStoreOptions {
   /** Connections for ordinary queries. */
@@ -109,7 +114,9 @@ export class PostgresRegistryStore implements RegistryStore {
     const base = {
       connectionString: databaseUrl,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      // Notices a silently dropped connection instead of waiting on it for hours.
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       application_name: 'sandbox-mounts'
     }
     this.#pool = new pg.Pool({ ...base, max: opts.poolMax ?? 10 })
@@ -155,7 +162,7 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   async getSandbox (id: string): Promise<SandboxRecord | undefined> {
-    const { rows } = await this.#query<SandboxRow>('SELECT * FROM sandboxes WHERE id = $1', [id])
+    const { rows } = await this.#query<SandboxRow>(`SELECT ${SANDBOX_COLUMNS} FROM sandboxes WHERE id = $1`, [id])
     return rows.length === 0 ? undefined : toSandbox(rows[0])
   }
 
@@ -250,7 +257,7 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   async getCredential (tenant: string, name: string): Promise<CredentialRecord | undefined> {
-    const { rows } = await this.#query<CredentialRow>('SELECT * FROM credentials WHERE tenant = $1 AND name = $2',
+    const { rows } = await this.#query<CredentialRow>(`SELECT ${CREDENTIAL_COLUMNS} FROM credentials WHERE tenant = $1 AND name = $2`,
       [tenant, name])
     return rows.length === 0 ? undefined : toCredential(rows[0])
   }
@@ -268,7 +275,7 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   async getIdempotency (tenant: string, key: string): Promise<IdempotencyRecord | undefined> {
-    const { rows } = await this.#query<IdempotencyRow>('SELECT * FROM idempotency_keys WHERE tenant = $1 AND key = $2',
+    const { rows } = await this.#query<IdempotencyRow>(`SELECT ${IDEMPOTENCY_COLUMNS} FROM idempotency_keys WHERE tenant = $1 AND key = $2`,
       [tenant, key])
     return rows.length === 0 ? undefined : toIdempotency(rows[0])
   }

@@ -59,6 +59,9 @@ interface IdempotencyRow {
   created_at: string
 }
 
+const SANDBOX_COLUMNS = 'id, tenant, agent_url, agent_token_secret, state, created_at, updated_at'
+const CREDENTIAL_COLUMNS = 'tenant, name, backend, keys, secret, created_at, updated_at'
+const IDEMPOTENCY_COLUMNS = 'tenant, key, request_hash, status_code, body, created_at'
 const MOUNT_COLUMNS = 'm.id, m.sandbox_id, m.path, m.remote, m.backend, m.credentials_ref, m.read_write, ' +
   'm.mount_options, m.status, m.last_error, m.last_checked_at, m.spec_hash, m.config_secret, m.created_at, m.updated_at'
 
@@ -136,7 +139,7 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   async getSandbox (id: string): Promise<SandboxRecord | undefined> {
-    const row = this.#run(() => this.#stmt('SELECT * FROM sandboxes WHERE id = ?').get(id) as SandboxRow | undefined)
+    const row = this.#run(() => this.#stmt(`SELECT ${SANDBOX_COLUMNS} FROM sandboxes WHERE id = ?`).get(id) as SandboxRow | undefined)
     return row === undefined ? undefined : toSandbox(row)
   }
 
@@ -230,7 +233,7 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   async getCredential (tenant: string, name: string): Promise<CredentialRecord | undefined> {
-    const row = this.#run(() => this.#stmt('SELECT * FROM credentials WHERE tenant = ? AND name = ?')
+    const row = this.#run(() => this.#stmt(`SELECT ${CREDENTIAL_COLUMNS} FROM credentials WHERE tenant = ? AND name = ?`)
       .get(tenant, name) as CredentialRow | undefined)
     return row === undefined ? undefined : toCredential(row)
   }
@@ -247,7 +250,7 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   async getIdempotency (tenant: string, key: string): Promise<IdempotencyRecord | undefined> {
-    const row = this.#run(() => this.#stmt('SELECT * FROM idempotency_keys WHERE tenant = ? AND key = ?')
+    const row = this.#run(() => this.#stmt(`SELECT ${IDEMPOTENCY_COLUMNS} FROM idempotency_keys WHERE tenant = ? AND key = ?`)
       .get(tenant, key) as IdempotencyRow | undefined)
     return row === undefined ? undefined : toIdempotency(row)
   }

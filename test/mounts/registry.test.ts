@@ -6,12 +6,14 @@ import path from 'node:path'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { openStore, SQLITE_FILE, type StoreOptions } from '../../src/mounts/store.ts'
-import { migrations } from '../../src/mounts/migrations/index.ts'
+import { migrations, type Migration } from '../../src/mounts/migrations/index.ts'
+import { SqliteRegistryStore } from '../../src/mounts/registry-sqlite.ts'
+import { PostgresRegistryStore } from '../../src/mounts/registry-postgres.ts'
 import {
   PathTakenError,
   type CredentialRecord, type IdempotencyRecord, type MountRecord, type RegistryStore, type SandboxRecord
 } from '../../src/mounts/registry.ts'
-import { storeKinds, testStoreOptions } from '../helpers/store.ts'
+import { envStoreKind, openTestStore, storeKinds, testStoreOptions } from '../helpers/store.ts'
 import { startCluster, testDatabaseUrl } from '../helpers/postgres.ts'
 
 const BASE = Date.UTC(2026, 0, 1)
@@ -330,6 +332,38 @@ for (const kind of storeKinds()) {
       t.equal(await reopened.tryLease('reconciler', 'b', 1000), false, 'leases survive too')
       const versions = await rawRows(opts, 'SELECT version FROM schema_migrations ORDER BY version')
       t.same(versions.map(r => Number(r.version)), migrations.map(m => m.version), 'each version applied once')
+    })
+
+    t.test('a later migration applies once while older replicas keep serving', async t => {
+      const opts = await testStoreOptions(t, kind)
+      const old = await open(t, opts)
+      await old.upsertSandbox(sandbox('sb-1'))
+      await old.insertMount(mount('sb-1', 'm1', '/mnt/a'))
+      t.same(await old.getSandbox('sb-1'), sandbox('sb-1'), 'statements prepared before the change')
+      const v2: Migration = {
+        version: migrations.length + 1,
+        name: 'test-added-columns',
+        sqlite: 'ALTER TABLE sandboxes ADD COLUMN region TEXT; ALTER TABLE mounts ADD COLUMN note TEXT;',
+        postgres: 'ALTER TABLE sandboxes ADD COLUMN region text; ALTER TABLE mounts ADD COLUMN note text;'
+      }
+      const next = [...migrations, v2]
+      for (let i = 0; i < 2; i++) {
+        const store = kind === 'sqlite'
+          ? new SqliteRegistryStore(path.join(opts.dataDir, SQLITE_FILE), { migrations: next })
+          : new PostgresRegistryStore(opts.databaseUrl ?? '', { migrations: next })
+        t.teardown(async () => { await store.close() })
+        await store.migrate()
+      }
+      const versions = await rawRows(opts, 'SELECT version FROM schema_migrations ORDER BY version')
+      t.same(versions.map(r => Number(r.version)), next.map(m => m.version))
+      t.same(await old.getSandbox('sb-1'), sandbox('sb-1'), 'the old replica still reads sandboxes')
+      t.same((await old.listMounts('sb-1')).map(m => m.id), ['m1'], 'and mounts')
+    })
+
+    t.test('openTestStore gives an empty store of the kind TEST_STORE selects', async t => {
+      const store = await openTestStore(t)
+      t.equal(store.kind, envStoreKind())
+      t.same(await store.listSandboxIds(), [])
     })
 
     t.test('listing one sandbox uses the (sandbox_id, created_at, id) index', async t => {
