@@ -293,6 +293,8 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   async withSandboxLock<T> (sandboxId: string, fn: () => Promise<T>): Promise<T> {
+    // Nested in a holder of the same sandbox: its session already has the lock.
+    if (this.#locks.holds(sandboxId)) return await fn()
     // The in-process mutex queues this replica's callers without each holding a connection;
     // the advisory lock then serializes against other replicas.
     return await this.#locks.run(sandboxId, async () => {

@@ -34,3 +34,23 @@ t.test('other keys do not wait; a throwing fn releases its key', async t => {
   for (let i = 0; i < 1000; i++) await mutex.run(`key-${i}`, async () => i)
   t.equal(mutex.size, 0, 'many distinct keys leave nothing behind')
 })
+
+t.test('re-entrant for the holder, still exclusive for others', async t => {
+  const mutex = new KeyedMutex()
+  const log: string[] = []
+  t.equal(mutex.holds('k'), false)
+  const outer = mutex.run('k', async () => {
+    t.equal(mutex.holds('k'), true)
+    t.equal(mutex.holds('other'), false)
+    await sleep(20)
+    const inner = await mutex.run('k', async () => { log.push('inner'); return 'nested' })
+    log.push('outer done')
+    return inner
+  })
+  const stranger = mutex.run('k', async () => { log.push('stranger') })
+  const outcome = await Promise.race([Promise.all([outer, stranger]), sleep(5000).then(() => 'deadlock')])
+  t.same(outcome, ['nested', undefined])
+  t.same(log, ['inner', 'outer done', 'stranger'])
+  t.equal(mutex.holds('k'), false)
+  t.equal(mutex.size, 0)
+})

@@ -304,6 +304,9 @@ for (const kind of storeKinds()) {
       enterB()
       t.same(outcome, ['a', 'b'])
 
+      const nested = store.withSandboxLock('sb-1', async () => await store.withSandboxLock('sb-1', async () => 'inner'))
+      t.equal(await Promise.race([nested, sleep(5000).then(() => 'deadlock')]), 'inner', 'a nested call by the holder runs')
+
       await t.rejects(store.withSandboxLock('sb-1', async () => { throw new Error('fn failed') }), /fn failed/)
       t.equal(await Promise.race([store.withSandboxLock('sb-1', async () => 'next'), sleep(5000).then(() => 'stuck')]), 'next',
         'a throwing fn releases the lock')
