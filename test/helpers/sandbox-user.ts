@@ -49,7 +49,7 @@ export async function runAs (user: string, argv: string[], opts: { cwd?: string,
   try {
     const { stdout, stderr } = await exec('runuser', ['-u', user, '--', ...argv], {
       cwd: opts.cwd ?? '/',
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C' },
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
       timeout: opts.timeoutMs ?? 10_000,
       encoding: 'utf8'
     })
