@@ -102,6 +102,8 @@ export class SqliteRegistryStore implements RegistryStore {
     // the last commits (docs/operations.md).
     this.#db.pragma('synchronous = NORMAL')
     this.#db.pragma('foreign_keys = ON')
+    // Deleted rows hold sealed secrets: overwrite their pages instead of leaving them in the file.
+    this.#db.pragma('secure_delete = ON')
   }
 
   async migrate (): Promise<void> {
