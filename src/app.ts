@@ -19,7 +19,7 @@ import limitsPlugin from './plugins/limits.ts'
 import credentialRoutes from '../routes/credentials.ts'
 import lifecycleRoutes from '../routes/lifecycle.ts'
 import { logEvents, type EventSink } from './mounts/events.ts'
-import errorsPlugin from './plugins/errors.ts'
+import errorsPlugin, { frameworkErrors } from './plugins/errors.ts'
 import authPlugin from './plugins/auth.ts'
 import { REDACT_PATHS } from './redact.ts'
 import healthRoutes from '../routes/health.ts'
@@ -64,7 +64,8 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
     bodyLimit: config.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '').slice(0, 20)}`,
-    routerOptions: { maxParamLength: 256 }
+    routerOptions: { maxParamLength: 256 },
+    frameworkErrors
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   const ajv = validators()

@@ -45,6 +45,18 @@ export function describeValidation (err: FastifyError): { code: string, message:
   return { code: 'VALIDATION_FAILED', message: `${field}: ${first.message ?? 'is not valid'}` }
 }
 
+// The router answers malformed URLs (bad percent-encoding, over-long params) before any hook or
+// error handler runs; this gives those answers the same shape as every other error.
+const ROUTER_CODES: Record<string, { code: string, status: number, message: string }> = {
+  FST_ERR_BAD_URL: { code: 'INVALID_URL', status: 400, message: 'the URL is not valid (bad percent-encoding)' },
+  FST_ERR_MAX_PARAM_LENGTH: { code: 'URL_TOO_LONG', status: 414, message: 'a URL segment is too long' }
+}
+
+export function frameworkErrors (err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const mapped = ROUTER_CODES[err.code] ?? { code: 'INVALID_REQUEST', status: 400, message: 'the request is not valid' }
+  void reply.code(mapped.status).send({ error: { code: mapped.code, message: mapped.message } })
+}
+
 async function errorsPlugin (app: FastifyInstance): Promise<void> {
   app.setErrorHandler((err: FastifyError & { detail?: unknown }, request: FastifyRequest, reply: FastifyReply) => {
     if (err.validation !== undefined) {
