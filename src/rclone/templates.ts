@@ -25,7 +25,7 @@ function checkConsistency (file: string, template: BackendTemplate): void {
     if (spec.format !== undefined && spec.type !== 'string') fail(file, `key ${name} has a format but is not a string`)
     if (spec.enum !== undefined && spec.type !== 'string') fail(file, `key ${name} has an enum but is not a string`)
     if (spec.default !== undefined) {
-      const ok = spec.type === 'integer' ? Number.isSafeInteger(spec.default) : typeof spec.default === spec.type
+      const ok = spec.type === 'integer' ? Number.isSafeInteger(spec.default) : spec.type === 'boolean' ? typeof spec.default === 'boolean' : typeof spec.default === 'string'
       if (!ok) fail(file, `default of ${name} is not a ${spec.type}`)
       if (spec.enum !== undefined && !spec.enum.includes(String(spec.default))) fail(file, `default of ${name} is not in its enum`)
     }

@@ -107,6 +107,6 @@ t.test('parses exactly as rclone config dump reads it (differential, real rclone
     batch.text += text
     Object.assign(batch.expected, toObject(ours))
   })
-  for (const batch of batches) t.same(await rc.dump(batch.text), batch.expected, JSON.stringify(batch.text))
+  for (const [i, batch] of batches.entries()) t.same(await rc.dump(batch.text), batch.expected, `batch ${i} reads the same`)
   t.ok(compared > 150, `compared ${compared} configs with rclone`)
 })
