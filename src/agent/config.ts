@@ -38,7 +38,9 @@ export interface AgentConfig {
   path: string
 }
 
-export class AgentConfigError extends Error {}
+export class AgentConfigError extends Error {
+  override name = 'AgentConfigError'
+}
 
 /** Parses and checks the environment; throws AgentConfigError naming the variable (never its value). */
 export function loadAgentConfig (env: Record<string, string | undefined>): AgentConfig {
