@@ -46,13 +46,15 @@ function mountOptions (ctx: Context): string[] | undefined {
 }
 
 async function readConfigFile (ctx: Context, file: string): Promise<string> {
-  if (file === '-') return await new Promise((resolve, reject) => {
-    let text = ''
-    ctx.io.stdin.setEncoding('utf8')
-    ctx.io.stdin.on('data', (c: string) => { text += c })
-    ctx.io.stdin.on('end', () => { resolve(text) })
-    ctx.io.stdin.on('error', reject)
-  })
+  if (file === '-') {
+    return await new Promise((resolve, reject) => {
+      let text = ''
+      ctx.io.stdin.setEncoding('utf8')
+      ctx.io.stdin.on('data', (c: string) => { text += c })
+      ctx.io.stdin.on('end', () => { resolve(text) })
+      ctx.io.stdin.on('error', reject)
+    })
+  }
   try {
     return await readFile(file, 'utf8')
   } catch (err) {

@@ -231,5 +231,4 @@ t.test('the built SDK works from plain JavaScript', async t => {
   `
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env: { PATH: process.env.PATH, URL: url, KEY: TENANT_A.key } })
   t.same(JSON.parse(stdout), { backends: 6, status: 'mounted', listed: 1, code: 'INVALID_PATH' })
-
 })
