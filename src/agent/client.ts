@@ -1,4 +1,6 @@
-import type { AgentApplyRequest, AgentCapabilities, AgentErrorBody, AgentMount, AgentMountList } from '../schemas/agent.ts'
+import type { Static, TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { AgentCapabilities, AgentMount, AgentMountList, type AgentApplyRequest, type AgentErrorBody } from '../schemas/agent.ts'
 import {
   AgentAuthFailed, AgentError, AgentTimeout, AgentUnreachable, FlushPending, MountBusy, MountFailed,
   MountPointRefused, RemoteUnreachable, RuntimeMissing, withDetail
@@ -7,7 +9,8 @@ import {
 // The control plane's typed client for the in-VM agent (docs/agent-protocol.md). Transport
 // failures become AGENT_UNREACHABLE (503) or AGENT_TIMEOUT (504); the agent's own error codes
 // become the control plane's codes. Nothing from the request (config, token) is ever put into
-// an error.
+// an error. Answers are checked against the protocol's schemas (a broken or hostile agent gets
+// AGENT_ERROR, not a crash), and redirects are never followed: the request body carries secrets.
 
 export interface AgentTarget {
   sandboxId: string
@@ -33,46 +36,49 @@ export class AgentClient {
   }
 
   async capabilities (target: AgentTarget): Promise<AgentCapabilities> {
-    return await this.#call<AgentCapabilities>(target, 'capabilities', 'GET', '/v1/capabilities')
+    return await this.#call(target, 'capabilities', 'GET', '/v1/capabilities', AgentCapabilities)
   }
 
   async apply (target: AgentTarget, mountId: string, req: AgentApplyRequest): Promise<AgentMount> {
-    return await this.#call<AgentMount>(target, 'apply', 'PUT', `/v1/mounts/${encodeURIComponent(mountId)}`, req)
+    return await this.#call(target, 'apply', 'PUT', `/v1/mounts/${encodeURIComponent(mountId)}`, AgentMount, req)
   }
 
   async remove (target: AgentTarget, mountId: string, opts: { force?: boolean } = {}): Promise<void> {
     const q = opts.force === true ? '?force=true' : ''
-    await this.#call<undefined>(target, 'remove', 'DELETE', `/v1/mounts/${encodeURIComponent(mountId)}${q}`)
+    await this.#call(target, 'remove', 'DELETE', `/v1/mounts/${encodeURIComponent(mountId)}${q}`, undefined)
   }
 
   async list (target: AgentTarget, opts: AgentCallOptions = {}): Promise<AgentMount[]> {
-    const body = await this.#call<AgentMountList>(target, 'list', 'GET', '/v1/mounts', undefined, opts)
+    const body = await this.#call(target, 'list', 'GET', '/v1/mounts', AgentMountList, undefined, opts)
     return body.mounts
   }
 
   /** One mount's live state, or undefined when the agent does not know it. */
   async get (target: AgentTarget, mountId: string, opts: AgentCallOptions = {}): Promise<AgentMount | undefined> {
     try {
-      return await this.#call<AgentMount>(target, 'get', 'GET', `/v1/mounts/${encodeURIComponent(mountId)}`, undefined, opts)
+      return await this.#call(target, 'get', 'GET', `/v1/mounts/${encodeURIComponent(mountId)}`, AgentMount, undefined, opts)
     } catch (err) {
       if ((err as { agentCode?: string }).agentCode === 'NOT_FOUND') return undefined
       throw err
     }
   }
 
-  async #call<T> (target: AgentTarget, op: string, method: string, pathname: string, body?: unknown, opts: AgentCallOptions = {}): Promise<T> {
+  async #call<S extends TSchema | undefined> (target: AgentTarget, op: string, method: string, pathname: string, schema: S, body?: unknown, opts: AgentCallOptions = {}): Promise<S extends TSchema ? Static<S> : undefined> {
     const started = performance.now()
     let outcome: 'ok' | 'error' = 'error'
     try {
-      const result = await this.#send<T>(target, method, pathname, body, opts.timeoutMs ?? this.#timeoutMs)
+      const result = await this.#send(target, method, pathname, body, opts.timeoutMs ?? this.#timeoutMs)
+      if (schema !== undefined && !Value.Check(schema, result)) {
+        throw new AgentError(`the agent of sandbox ${target.sandboxId} answered ${op} with a body that does not match the agent protocol`)
+      }
       outcome = 'ok'
-      return result
+      return result as S extends TSchema ? Static<S> : undefined
     } finally {
       this.#observe?.(op, outcome, (performance.now() - started) / 1000)
     }
   }
 
-  async #send<T> (target: AgentTarget, method: string, pathname: string, body: unknown, timeoutMs: number): Promise<T> {
+  async #send (target: AgentTarget, method: string, pathname: string, body: unknown, timeoutMs: number): Promise<unknown> {
     let res: Response
     try {
       res = await fetch(new URL(pathname, target.url), {
@@ -82,6 +88,7 @@ export class AgentClient {
           ...(body === undefined ? {} : { 'content-type': 'application/json' })
         },
         body: body === undefined ? undefined : JSON.stringify(body),
+        redirect: 'manual',
         signal: AbortSignal.timeout(timeoutMs)
       })
     } catch (err) {
@@ -98,7 +105,8 @@ export class AgentClient {
       if ((err as Error).name === 'TimeoutError') throw new AgentTimeout(`the agent of sandbox ${target.sandboxId} did not answer within ${timeoutMs} ms`)
       throw new AgentUnreachable(`the agent of sandbox ${target.sandboxId} closed the connection`)
     }
-    if (res.status === 204) return undefined as T
+    if (res.status === 204) return undefined
+    if (res.status >= 300 && res.status < 400) throw new AgentError(`the agent of sandbox ${target.sandboxId} answered with a redirect (HTTP ${res.status}); agents must answer directly`)
     let parsed: unknown
     try {
       parsed = text === '' ? undefined : JSON.parse(text)
@@ -107,7 +115,7 @@ export class AgentClient {
     }
     if (res.ok) {
       if (parsed === null || typeof parsed !== 'object') throw new AgentError(`the agent of sandbox ${target.sandboxId} answered without a body`)
-      return parsed as T
+      return parsed
     }
     throw toError(target.sandboxId, res.status, parsed)
   }
