@@ -494,10 +494,12 @@ export async function startGcsFake (opts: { buckets?: string[] } = {}): Promise<
       const end = range[2] === '' ? data.length - 1 : Math.min(Number(range[2]), data.length - 1)
       if (start >= data.length) {
         res.writeHead(416, { 'content-range': `bytes */${data.length}` })
-        return void res.end()
+        res.end()
+        return
       }
       res.writeHead(206, { 'content-type': 'application/octet-stream', 'content-range': `bytes ${start}-${end}/${data.length}`, 'content-length': end - start + 1 })
-      return void res.end(data.subarray(start, end + 1))
+      res.end(data.subarray(start, end + 1))
+      return
     }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length })
     res.end(data)
