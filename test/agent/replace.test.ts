@@ -86,3 +86,12 @@ t.test('apply is idempotent; a new config replaces; a failing new config keeps t
   t.equal((await agent.del('rep1')).statusCode, 204)
   t.same(await leftovers(agent, 'rep1', moved), [])
 })
+
+t.test('two mounts racing for one path: one wins, the other is refused', async t => {
+  const path = join(agent.base, 'race')
+  const [a, b] = await Promise.all([agent.put('ra', davRequest(dav, path)), agent.put('rb', davRequest(dav, path))])
+  t.same([a.statusCode, b.statusCode].sort(), [201, 409])
+  const loser = a.statusCode === 409 ? a : b
+  t.equal(loser.json().error.code, 'MOUNT_POINT_REFUSED')
+  t.equal((await agent.get('/v1/mounts')).json().mounts.length, 1)
+})
