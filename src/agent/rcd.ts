@@ -94,7 +94,7 @@ export class RcdSupervisor {
   async current (): Promise<RcClient | undefined> {
     if (this.#state === undefined || this.#client === undefined) return undefined
     if (await this.#answers(this.#state, this.#client)) return this.#client
-    this.#opts.log.warn({ pid: this.#state.pid }, 'rclone daemon is gone or not answering')
+    this.#opts.log.warn({ rcdPid: this.#state.pid }, 'rclone daemon is gone or not answering')
     await this.#kill(this.#state.pid)
     this.#state = undefined
     this.#client = undefined
@@ -176,7 +176,7 @@ export class RcdSupervisor {
       if (argv.includes('rcd') && await this.#answers(saved, client)) {
         this.#state = saved
         this.#client = client
-        this.#opts.log.info({ pid: saved.pid }, 'adopted the running rclone daemon')
+        this.#opts.log.info({ rcdPid: saved.pid }, 'adopted the running rclone daemon')
         return client
       }
       if (argv.includes('rcd') && argv.includes(this.cacheDir)) await this.#kill(saved.pid)
@@ -245,7 +245,7 @@ export class RcdSupervisor {
           await client.call('rc/noop', {}, { timeoutMs: 2000 })
           this.#state = state
           this.#client = client
-          this.#opts.log.info({ pid: state.pid, port }, 'started the rclone daemon')
+          this.#opts.log.info({ rcdPid: state.pid, port }, 'started the rclone daemon')
           return client
         } catch {
           await new Promise(resolve => setTimeout(resolve, 50))
