@@ -234,7 +234,9 @@ export class MountService {
       try {
         await this.#d.agents.remove(this.agentTarget(sandbox), rec.id, { force: opts.force === true })
       } catch (err) {
-        await this.#d.store.updateMount(sandboxId, rec.id, { status: rec.status, updatedAt: this.#ts() })
+        // A timed-out remove may still finish in the VM: the entry stays `removing`, so a retry or
+        // reconciliation completes the removal instead of mounting it again.
+        if ((err as { code?: string }).code !== 'AGENT_TIMEOUT') await this.#d.store.updateMount(sandboxId, rec.id, { status: rec.status, updatedAt: this.#ts() })
         throw err
       }
       await this.#d.store.deleteMount(sandboxId, rec.id)
