@@ -146,6 +146,25 @@ export interface SftpServer extends Stoppable {
   generateKeypair (): Promise<SshKeypair>
 }
 
+/** SIGKILLs, by pid, every process running as `uid` (only used for a dedicated test user). */
+async function killProcessesOf (uid: number): Promise<void> {
+  if (uid === 0) return
+  for (let round = 0; round < 20; round++) {
+    const pids: number[] = []
+    for (const name of await readdir('/proc')) {
+      if (!/^\d+$/.test(name)) continue
+      const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => '')
+      const m = /^Uid:\s+(\d+)/m.exec(status)
+      if (m !== null && Number(m[1]) === uid && !/^State:\s+Z/m.test(status)) pids.push(Number(name))
+    }
+    if (pids.length === 0) return
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL') } catch {}
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
 async function withUserLock<T> (fn: () => Promise<T>): Promise<T> {
   // useradd/userdel/chpasswd fail while another one holds the /etc/passwd lock: retry
   for (let attempt = 0; ; attempt++) {
@@ -153,7 +172,7 @@ async function withUserLock<T> (fn: () => Promise<T>): Promise<T> {
       return await fn()
     } catch (err) {
       const code = (err as { code?: number }).code
-      if (attempt >= 30 || (code !== 10 && code !== 1)) throw err
+      if (attempt >= 30 || (code !== 10 && code !== 8 && code !== 1)) throw err
       await new Promise(resolve => setTimeout(resolve, 100 + Math.random() * 200))
     }
   }
@@ -170,7 +189,12 @@ export async function startSftpServer (opts: { user?: string, password?: string,
   let spawned: Spawned | undefined
   const cleanup = async (): Promise<void> => {
     if (spawned !== undefined) await stopChild(spawned.child)
-    if (createdUser) await withUserLock(() => exec('userdel', [user])).catch(() => {})
+    if (createdUser) {
+      // sshd's per-connection processes run as the user and outlive the listener
+      const account = await lookupUser(user)
+      if (account !== null) await killProcessesOf(account.uid)
+      await withUserLock(() => exec('userdel', [user])).catch(() => {})
+    }
     await rm(base, { recursive: true, force: true })
   }
   try {
