@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Overloaded, RateLimited } from '../errors.ts'
 
@@ -12,25 +12,41 @@ export interface LimitsOptions {
   onRefused?: (reason: 'rate_limited' | 'overloaded') => void
 }
 
+// Liveness and metrics must answer under load: an orchestrator restarts a replica whose
+// liveness check fails, which would turn a burst into an outage.
+const EXEMPT = new Set(['/healthz', '/metrics'])
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    releaseSlot?: () => void
+  }
+}
+
 async function limitsPlugin (app: FastifyInstance, opts: LimitsOptions): Promise<void> {
   const buckets = new Map<string, { tokens: number, at: number }>()
   let inFlight = 0
+  app.decorateRequest('releaseSlot', undefined)
 
-  app.addHook('onRequest', async (request) => {
-    if (opts.maxInFlight > 0 && inFlight >= opts.maxInFlight) {
+  app.addHook('onRequest', async (request, reply) => {
+    if (opts.maxInFlight <= 0 || EXEMPT.has(request.url.split('?')[0])) return
+    if (inFlight >= opts.maxInFlight) {
       opts.onRefused?.('overloaded')
       throw Object.assign(new Overloaded('the service is overloaded; retry shortly'), { retryAfter: 1 })
     }
     inFlight++
-    ;(request as { counted?: boolean }).counted = true
+    // onResponse does not run when the client hangs up first; the socket's close always fires.
+    let held = true
+    request.releaseSlot = () => {
+      if (held) { held = false; inFlight-- }
+    }
+    reply.raw.once('close', request.releaseSlot)
   })
-  app.addHook('onResponse', async (request) => {
-    if ((request as { counted?: boolean }).counted === true) inFlight--
-  })
+  app.addHook('onResponse', async (request: FastifyRequest) => { request.releaseSlot?.() })
 
   if (opts.perMinute <= 0) return
-  // Runs after authentication so the bucket is the tenant's; the orchestrator is not limited.
-  app.addHook('preHandler', async (request) => {
+  // Runs right after authentication (an earlier onRequest hook), so the bucket is the tenant's
+  // and requests that fail validation or routing are counted too; the orchestrator is not limited.
+  app.addHook('onRequest', async (request) => {
     const p = request.principal
     if (p === undefined || p.kind !== 'tenant') return
     const now = Date.now()
