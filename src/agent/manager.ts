@@ -539,9 +539,14 @@ export class MountManager {
       try {
         const stats = await rc.call<{ diskCache?: { uploadsQueued?: number, uploadsInProgress?: number } }>('vfs/stats', { fs: vfsName }, { timeoutMs: 5000 })
         pending = (stats.diskCache?.uploadsQueued ?? 0) + (stats.diskCache?.uploadsInProgress ?? 0)
-      } catch {
-        // no such VFS (any more): nothing of it is left to upload
-        return { ok: true, pending: 0 }
+      } catch (err) {
+        // No such VFS (any more): nothing of it is left to upload. Any other failure (a slow
+        // or busy daemon) proves nothing: keep asking until the deadline.
+        if (err instanceof RcError && /no VFS found/i.test(err.message)) return { ok: true, pending: 0 }
+        if (err instanceof RcError && err.unreachable) return { ok: false, pending: -1 }
+        if (Date.now() >= deadline) return { ok: false, pending: -1 }
+        await sleep(100)
+        continue
       }
       if (pending === 0) return { ok: true, pending: 0 }
       if (Date.now() >= deadline) return { ok: false, pending }
@@ -559,7 +564,8 @@ export class MountManager {
         const flushed = await this.#flush(snap.rc, rec.vfsName, this.#cfg.flushTimeoutMs)
         if (!flushed.ok) {
           if (!opts.force) {
-            throw agentError('FLUSH_TIMEOUT', `${flushed.pending} write(s) on ${rec.path} did not reach the remote within ${this.#cfg.flushTimeoutMs} ms; try again later, or remove with force=true to discard them`)
+            const what = flushed.pending < 0 ? 'pending writes (rclone did not report its upload queue)' : `${flushed.pending} write(s)`
+            throw agentError('FLUSH_TIMEOUT', `${what} on ${rec.path} did not reach the remote within ${this.#cfg.flushTimeoutMs} ms; try again later, or remove with force=true to discard them`)
           }
           opts.log.warn({ pending: flushed.pending }, 'force: unmounting with writes still pending')
         }
