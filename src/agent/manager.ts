@@ -4,7 +4,7 @@ import type { AgentApplyRequest, AgentCapabilities, AgentMount, AgentMountStatus
 import type { AgentConfig } from './config.ts'
 import { agentError, isAgentFailure, RUNTIME_MISSING_MESSAGE } from './errors.ts'
 import { fusermountUnmount } from './fusermount.ts'
-import { KeyedLock } from './keyed-lock.ts'
+import { KeyedMutex } from '../lib/keyed-mutex.ts'
 import { checkMountPoint, createMountPoint, lookupAccount, removeCreatedDirs, type SandboxAccount } from './mount-point.ts'
 import { buildMountSpec, type MountSpec } from './mount-spec.ts'
 import { MountStore, type MountRecord, type MountSecrets } from './mount-store.ts'
@@ -69,7 +69,7 @@ export class MountManager {
   readonly #secrets = new Map<string, MountSecrets>()
   readonly #claims = new Map<string, string>()
   readonly #probes = new Map<string, { at: number, error?: string }>()
-  readonly #lock = new KeyedLock()
+  readonly #lock = new KeyedMutex()
   #rcd: RcdSupervisor | undefined
   #version: string | null = null
 

@@ -1,7 +1,7 @@
 import pg from 'pg'
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg'
 import { StoreUnavailable, SandboxNotFound } from '../errors.ts'
-import { KeyedMutex } from './keyed-mutex.ts'
+import { KeyedMutex } from '../lib/keyed-mutex.ts'
 import { migrations as allMigrations, type Migration } from './migrations/index.ts'
 import {
   PathTakenError,

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import { StoreUnavailable, SandboxNotFound } from '../errors.ts'
-import { KeyedMutex } from './keyed-mutex.ts'
+import { KeyedMutex } from '../lib/keyed-mutex.ts'
 import { migrations as allMigrations, type Migration } from './migrations/index.ts'
 import {
   PathTakenError,

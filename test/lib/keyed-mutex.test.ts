@@ -1,6 +1,6 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { KeyedMutex } from '../../src/mounts/keyed-mutex.ts'
+import { KeyedMutex } from '../../src/lib/keyed-mutex.ts'
 
 t.test('runs callers of one key one at a time, in order, and forgets released keys', async t => {
   const mutex = new KeyedMutex()
