@@ -9,8 +9,19 @@ import type { MountService } from '../src/mounts/service.ts'
 export interface MountRoutesOptions { service: MountService }
 
 const errors = {
-  400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 415: ErrorBody,
-  422: ErrorBody, 424: ErrorBody, 429: ErrorBody, 500: ErrorBody, 502: ErrorBody, 503: ErrorBody, 504: ErrorBody
+  400: ErrorBody,
+  401: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  413: ErrorBody,
+  415: ErrorBody,
+  422: ErrorBody,
+  424: ErrorBody,
+  429: ErrorBody,
+  500: ErrorBody,
+  502: ErrorBody,
+  503: ErrorBody,
+  504: ErrorBody
 }
 
 const mountRoutes: FastifyPluginAsyncTypebox<MountRoutesOptions> = async (app, { service }) => {

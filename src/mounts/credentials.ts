@@ -64,8 +64,13 @@ export class CredentialService {
     }
     const now = this.#now().toISOString()
     const rec: CredentialRecord = {
-      tenant, name: body.name, backend: body.backend, keys: rendered.keys.filter(k => k !== 'type').sort(),
-      secret: this.#d.box.seal(JSON.stringify(body.creds), credAad(tenant, body.name)), createdAt: now, updatedAt: now
+      tenant,
+      name: body.name,
+      backend: body.backend,
+      keys: rendered.keys.filter(k => k !== 'type').sort(),
+      secret: this.#d.box.seal(JSON.stringify(body.creds), credAad(tenant, body.name)),
+      createdAt: now,
+      updatedAt: now
     }
     await this.#d.store.putCredential(rec)
     return toApiCredential(rec)

@@ -54,7 +54,7 @@ const ROUTER_CODES: Record<string, { code: string, status: number, message: stri
 
 export function frameworkErrors (err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
   const mapped = ROUTER_CODES[err.code] ?? { code: 'INVALID_REQUEST', status: 400, message: 'the request is not valid' }
-  void reply.code(mapped.status).send({ error: { code: mapped.code, message: mapped.message } })
+  reply.code(mapped.status).send({ error: { code: mapped.code, message: mapped.message } })
 }
 
 async function errorsPlugin (app: FastifyInstance): Promise<void> {
@@ -79,7 +79,7 @@ async function errorsPlugin (app: FastifyInstance): Promise<void> {
     if (status >= 500) request.log.warn({ code: err.code, statusCode: status }, err.message)
     if (status === 429 || status === 503) {
       const retry = (err as { retryAfter?: number }).retryAfter
-      if (retry !== undefined) void reply.header('retry-after', String(retry))
+      if (retry !== undefined) reply.header('retry-after', String(retry))
     }
     const body: { code: string, message: string, detail?: unknown } = { code: err.code, message: err.message }
     if (err.detail !== undefined) body.detail = err.detail

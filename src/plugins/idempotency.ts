@@ -36,8 +36,7 @@ async function idempotencyPlugin (app: FastifyInstance, opts: { store: RegistryS
     const seen = await opts.store.getIdempotency(scope, key)
     if (seen !== undefined) {
       if (seen.requestHash !== hash) throw new IdempotencyConflict('Idempotency-Key: this key was used for a different request')
-      void reply.header('idempotent-replayed', 'true').header('content-type', 'application/json; charset=utf-8').code(seen.statusCode)
-      return await reply.send(seen.body === '' ? undefined : seen.body)
+      return await reply.header('idempotent-replayed', 'true').header('content-type', 'application/json; charset=utf-8').code(seen.statusCode).send(seen.body === '' ? undefined : seen.body)
     }
     request.idempotency = { scope, key, hash }
   })

@@ -41,8 +41,16 @@ export async function startAgentDouble (token = 'agent-token-0123456789abcdef'):
     close: async () => { await app.close() }
   }
   const statusOf: Record<string, number> = {
-    UNAUTHORIZED: 401, BAD_REQUEST: 400, RUNTIME_MISSING: 424, MOUNT_POINT_REFUSED: 409, PREFLIGHT_FAILED: 422,
-    MOUNT_FAILED: 502, MOUNT_BUSY: 409, FLUSH_TIMEOUT: 409, NOT_FOUND: 404, INTERNAL: 500
+    UNAUTHORIZED: 401,
+    BAD_REQUEST: 400,
+    RUNTIME_MISSING: 424,
+    MOUNT_POINT_REFUSED: 409,
+    PREFLIGHT_FAILED: 422,
+    MOUNT_FAILED: 502,
+    MOUNT_BUSY: 409,
+    FLUSH_TIMEOUT: 409,
+    NOT_FOUND: 404,
+    INTERNAL: 500
   }
   const fail = (reply: import('fastify').FastifyReply, code: AgentErrorCode, message: string, logTail?: string) =>
     reply.code(statusOf[code]).send({ error: { code, message, ...(logTail === undefined ? {} : { logTail }) } })
