@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createCipheriv, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +8,7 @@ import { loadAgentConfig } from '../src/agent/config.ts'
 import { fusermountUnmount } from '../src/agent/fusermount.ts'
 import { mountAt, readMountinfo } from '../src/agent/mountinfo.ts'
 import { startAgent } from '../src/agent/start.ts'
+import { obscure } from '../src/rclone/obscure.ts'
 import { ensureSandboxUser } from '../test/helpers/sandbox-user.ts'
 import { startWebdavServer } from '../test/helpers/servers.ts'
 
@@ -16,22 +17,12 @@ import { startWebdavServer } from '../test/helpers/servers.ts'
 // server on loopback, read-only mounts, each listed once. Run as root:
 //   npx tsx bench/agent-memory.ts        (prints JSON and a Markdown table)
 
-const COUNTS = [1, 10, 20]
-const MAX = Math.max(...COUNTS)
+const DEFAULT_COUNTS = [1, 10, 20]
 
 async function rssMB (pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
   return Math.round(kb / 102.4) / 10
-}
-
-const settle = async (): Promise<void> => { await new Promise(resolve => setTimeout(resolve, 1500)) }
-
-// rclone obscure's fixed public key: the password stays off command lines
-function obscure (plain: string): string {
-  const iv = randomBytes(16)
-  const c = createCipheriv('aes-256-ctr', Buffer.from('9c935b48730a554d6bfd7c63c886a92bd390198eb8128afbf4de162b8b95f638', 'hex'), iv)
-  return Buffer.concat([iv, c.update(plain), c.final()]).toString('base64url')
 }
 
 async function waitMounted (path: string, timeoutMs = 20_000): Promise<void> {
@@ -49,7 +40,11 @@ export interface AgentMemoryResult {
   applyMsMedian: number
 }
 
-export async function benchAgentMemory (): Promise<{ idleRcdMB: number, points: AgentMemoryResult[] }> {
+/** `npm run bench` passes smaller counts and a shorter settle time in its quick mode. */
+export async function benchAgentMemory (opts: { counts?: number[], settleMs?: number } = {}): Promise<{ idleRcdMB: number, points: AgentMemoryResult[] }> {
+  const COUNTS = opts.counts ?? DEFAULT_COUNTS
+  const MAX = Math.max(...COUNTS)
+  const settle = async (): Promise<void> => { await new Promise(resolve => setTimeout(resolve, opts.settleMs ?? 1500)) }
   await ensureSandboxUser()
   const base = await mkdtemp(join(tmpdir(), 'agent-memory-'))
   await chmod(base, 0o755)

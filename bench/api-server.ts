@@ -82,7 +82,7 @@ const close = async (): Promise<void> => {
   await rm(dataDir, { recursive: true, force: true })
   process.exit(0)
 }
-process.once('SIGTERM', () => { void close() })
-process.stdin.on('end', () => { void close() })
+process.once('SIGTERM', () => { close().catch(() => process.exit(1)) })
+process.stdin.on('end', () => { close().catch(() => process.exit(1)) })
 process.stdin.resume()
 process.stdout.write(JSON.stringify({ realUrl, bareUrl, listBytes: listed.body.length, cycleSandboxes: CYCLE_SANDBOXES }) + '\n')

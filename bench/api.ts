@@ -151,8 +151,8 @@ export async function benchApi (opts: ApiOptions, log: (line: string) => void): 
     const headers = { authorization: `Bearer ${secrets.apiKey}` }
 
     // warm both up (JIT, connection pools) before anything is recorded
-    await cannon(info.realUrl, headers, { ...opts, durationSec: 1 })
-    await cannon(info.bareUrl, headers, { ...opts, durationSec: 1 })
+    await cannon(info.realUrl, headers, { ...opts, durationSec: Math.min(1, opts.durationSec) })
+    await cannon(info.bareUrl, headers, { ...opts, durationSec: Math.min(1, opts.durationSec) })
     const realRps: number[] = []
     const bareRps: number[] = []
     const realP99: number[] = []

@@ -11,6 +11,8 @@ import { ratio, round } from './lib/stats.ts'
 // Item 5: resident memory in the VM. The agent runs as its own process; after 1, 10 and 20
 // mounts of one sandbox it is read from /proc: the agent's node process and its rclone daemon
 // (the process tree) apart, against the same number of separate `rclone mount` processes.
+// bench/agent-memory.ts measures rcd alone with an in-process agent driven over its own API
+// (WebDAV); run.ts runs both.
 
 export interface MemoryOptions {
   counts: readonly number[]

@@ -17,9 +17,15 @@ export interface Row {
   met: string
 }
 
+export interface AgentMemoryInput {
+  idleRcdMB: number
+  points: Array<{ mounts: number, rcdMB: number, separateMB: number, applyMsMedian: number }>
+}
+
 export interface TableInput {
   latency?: BackendLatency[]
   memory?: MemoryResults
+  agentMemory?: AgentMemoryInput
   api?: ApiResults
   registry?: RegistryResults
 }
@@ -68,6 +74,22 @@ function memoryRows (rows: Row[], m: MemoryResults): void {
   }
 }
 
+function agentMemoryRows (rows: Row[], m: AgentMemoryInput): void {
+  const first = m.points[0]
+  const last = m.points[m.points.length - 1]
+  if (first === undefined || last === undefined) return
+  const label = 'webdav, agent API directly (bench/agent-memory.ts)'
+  rows.push({ item: '5 memory', measure: `${label}: rcd RSS with the first mount vs one \`rclone mount\``, value: MB(first.rcdMB), baseline: MB(first.separateMB), ratio: r(first.rcdMB / first.separateMB), target: '<= 45 MB', met: verdict(first.rcdMB <= 45) })
+  if (last.mounts > first.mounts) {
+    const growth = (last.rcdMB - first.rcdMB) / (last.mounts - first.mounts)
+    const bare = last.separateMB / last.mounts
+    rows.push({ item: '5 memory', measure: `${label}: rcd RSS per further mount vs one more \`rclone mount\``, value: MB(growth), baseline: MB(bare), ratio: r(growth / bare), target: '<= 5 MB', met: verdict(growth <= 5) })
+  }
+  for (const p of m.points) {
+    rows.push({ item: '5 memory', measure: `${label}: ${p.mounts} mount(s), rcd vs separate processes (median apply ${p.applyMsMedian} ms)`, value: MB(p.rcdMB), baseline: MB(p.separateMB), ratio: r(p.rcdMB / p.separateMB), target: '-', met: '-' })
+  }
+}
+
 export function tableRows (t: TableInput): Row[] {
   const rows: Row[] = []
   if (t.latency !== undefined) latencyRows(rows, t.latency)
@@ -77,6 +99,7 @@ export function tableRows (t: TableInput): Row[] {
     storeRows(rows, t.registry.postgres, 'PostgreSQL')
   }
   if (t.memory !== undefined) memoryRows(rows, t.memory)
+  if (t.agentMemory !== undefined) agentMemoryRows(rows, t.agentMemory)
   if (t.registry !== undefined) {
     const s = t.registry.startup
     rows.push({ item: '6 startup', measure: `\`node dist/src/server.js\` spawn until /readyz answers, SQLite with ${s.mounts.toLocaleString('en-US')} mounts vs empty (median of ${s.runs})`, value: ms(s.fullMs), baseline: ms(s.emptyMs), ratio: r(s.ratio), target: '-', met: '-' })

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ensureSandboxUser } from '../test/helpers/sandbox-user.ts'
+import { benchAgentMemory } from './agent-memory.ts'
 import { benchApi, type ApiOptions, type ApiResults } from './api.ts'
 import { benchMemory, type MemoryOptions, type MemoryResults } from './memory.ts'
 import { benchMountLatency, type BackendLatency, type MountLatencyOptions } from './mount-latency.ts'
@@ -39,6 +40,8 @@ export interface BenchResults {
   settings: { latency: MountLatencyOptions, memory: MemoryOptions, api: ApiOptions, registry: RegistryOptions }
   latency?: BackendLatency[]
   memory?: MemoryResults
+  /** bench/agent-memory.ts: rcd through the agent's own API (WebDAV) vs separate mounts. */
+  agentMemory?: Awaited<ReturnType<typeof benchAgentMemory>>
   api?: ApiResults
   registry?: RegistryResults
   rows: Row[]
@@ -80,7 +83,7 @@ export async function runBench (opts: BenchOptions, log: (line: string) => void 
   const root = await mkdtemp(path.join(os.tmpdir(), 'sandbox-mounts-bench-'))
   // the sandbox user must walk to mount points below it
   await chmod(root, 0o755)
-  const onSignal = (): void => { void sweep(root).finally(() => process.exit(130)) }
+  const onSignal = (): void => { sweep(root).catch(() => {}).finally(() => process.exit(130)) }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
@@ -97,7 +100,11 @@ export async function runBench (opts: BenchOptions, log: (line: string) => void 
             await agent.close()
           }
         }
-        if (want('memory')) out.memory = await benchMemory({ cp, root, log }, settings.memory)
+        if (want('memory')) {
+          out.memory = await benchMemory({ cp, root, log }, settings.memory)
+          out.agentMemory = await benchAgentMemory({ counts: [...settings.memory.counts], settleMs: settings.memory.settleMs })
+          log(`memory (agent-memory.ts, webdav): rcd ${out.agentMemory.points.map(p => `${p.mounts}: ${p.rcdMB} MB`).join(', ')}`)
+        }
       } finally {
         await cp.close()
       }

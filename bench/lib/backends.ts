@@ -1,4 +1,5 @@
-import { chown, mkdir, stat, writeFile } from 'node:fs/promises'
+import { chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { obscure } from '../../src/rclone/obscure.ts'
 import { lookupUser } from '../../test/helpers/sandbox-user.ts'
@@ -71,7 +72,13 @@ export async function startBackend (kind: BackendKind): Promise<BenchBackend> {
   const s3 = await startS3Server({ buckets: [bucket] })
   const config = ['[s3]', 'type = s3', 'provider = Other', `access_key_id = ${s3.accessKeyId}`, `secret_access_key = ${s3.secretAccessKey}`,
     `endpoint = ${s3.endpoint}`, 'force_path_style = true', ''].join('\n')
-  for (let i = 0; i < SEED_FILES; i++) await runRclone(config, ['touch', `s3:${bucket}/file-${i}.txt`])
+  const local = await mkdtemp(path.join(tmpdir(), 'bench-seed-'))
+  try {
+    await seed(local)
+    await runRclone(config, ['copy', local, `s3:${bucket}`])
+  } finally {
+    await rm(local, { recursive: true, force: true })
+  }
   return {
     kind,
     apiBody: { remote: `s3:${bucket}`, backend: 's3', creds: { provider: 'Other', access_key_id: s3.accessKeyId, secret_access_key: s3.secretAccessKey, endpoint: s3.endpoint, force_path_style: true } },

@@ -37,6 +37,9 @@ t.test('a quick bench run yields every item with the expected shape', async t =>
   }
   t.equal(typeof mem?.perExtraMountRcloneMB, 'number', 'growth per mount is computed')
 
+  t.same(r.agentMemory?.points.map(p => p.mounts), [1, 2], 'bench/agent-memory.ts ran with the quick counts')
+  for (const p of r.agentMemory?.points ?? []) t.ok(p.rcdMB > 0 && p.separateMB > 0, `agent-memory ${p.mounts}: both RSS were read`)
+
   t.match(r.api?.list, { mounts: 20, realRps: Number, bareRps: Number, non2xx: 0 })
   t.ok((r.api?.list.realRps ?? 0) > 0 && (r.api?.list.bareRps ?? 0) > 0)
   t.same(r.api?.cycles.levels.map(l => l.concurrency), [1, 2])
