@@ -21,6 +21,7 @@ import lifecycleRoutes from '../routes/lifecycle.ts'
 import { logEvents, type EventSink } from './mounts/events.ts'
 import errorsPlugin, { frameworkErrors } from './plugins/errors.ts'
 import authPlugin from './plugins/auth.ts'
+import { requestLogging } from './plugins/request-log.ts'
 import { REDACT_PATHS } from './redact.ts'
 import healthRoutes from '../routes/health.ts'
 import mountRoutes from '../routes/mounts.ts'
@@ -71,9 +72,11 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
   const ajv = validators()
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.other).compile(schema))
 
+  const logging = requestLogging(app.log)
+  logging.install(app)
   const metrics = deps.metrics ?? metricsObserver()
-  const events = deps.events ?? logEvents(app.log)
-  const common = { store: deps.store, agents: deps.agents, box: deps.box, templates: deps.templates, log: app.log, events }
+  const events = deps.events ?? logEvents(logging.log)
+  const common = { store: deps.store, agents: deps.agents, box: deps.box, templates: deps.templates, log: logging.log, events }
   // The two services refer to each other: mounts load named credentials, rotation drives mounts.
   let credentials: CredentialService | undefined
   const service = new MountService({ ...common, loadCredential: async (tenant, name) => await credentials?.load(tenant, name) })
