@@ -10,6 +10,8 @@ import { metricsObserver } from '../src/plugins/metrics.ts'
 import { loadTemplates } from '../src/rclone/templates.ts'
 import { REDACT_PATHS } from '../src/redact.ts'
 import { SecretBox, sha256 } from '../src/secrets.ts'
+import { MountList } from '../src/schemas/mount.ts'
+import { toApiMount } from '../src/mounts/service.ts'
 import { BENCH_TENANT, discardStream } from './lib/control-plane.ts'
 
 // Child process for item 3: the real control plane (wired as src/server.ts wires it, SQLite
@@ -69,15 +71,23 @@ if (body.mounts.length !== MOUNTS) throw new Error(`listed ${body.mounts.length}
 // The baseline: the same JSON, no auth, no registry, no schema; same logger configuration.
 const bare = Fastify({ logger: { ...loggerOptions, stream: discardStream() } })
 bare.get('/sandboxes/:sandboxId/mounts', async () => body)
+// Between the two: the bare route plus the registry read the real route does (sandbox, its
+// mounts, the API view, the response schema), to tell the store's share from the rest.
+const withStore = Fastify({ logger: { ...loggerOptions, stream: discardStream() } })
+withStore.get<{ Params: { sandboxId: string } }>('/sandboxes/:sandboxId/mounts', { schema: { response: { 200: MountList } } }, async (request, reply) => {
+  if (await store.getSandbox(request.params.sandboxId) === undefined) return await reply.code(404).send()
+  return { mounts: (await store.listMounts(request.params.sandboxId)).map(m => toApiMount(m)) }
+})
 
 const realUrl = await app.listen({ host: '127.0.0.1', port: 0 })
 const bareUrl = await bare.listen({ host: '127.0.0.1', port: 0 })
+const storeUrl = await withStore.listen({ host: '127.0.0.1', port: 0 })
 
 let closing = false
 const close = async (): Promise<void> => {
   if (closing) return
   closing = true
-  await Promise.allSettled([app.close(), bare.close()])
+  await Promise.allSettled([app.close(), bare.close(), withStore.close()])
   await store.close()
   await rm(dataDir, { recursive: true, force: true })
   process.exit(0)
@@ -85,4 +95,4 @@ const close = async (): Promise<void> => {
 process.once('SIGTERM', () => { close().catch(() => process.exit(1)) })
 process.stdin.on('end', () => { close().catch(() => process.exit(1)) })
 process.stdin.resume()
-process.stdout.write(JSON.stringify({ realUrl, bareUrl, listBytes: listed.body.length, cycleSandboxes: CYCLE_SANDBOXES }) + '\n')
+process.stdout.write(JSON.stringify({ realUrl, bareUrl, storeUrl, listBytes: listed.body.length, cycleSandboxes: CYCLE_SANDBOXES }) + '\n')

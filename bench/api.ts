@@ -8,8 +8,9 @@ import { stopChild } from './lib/server-process.ts'
 import { median, nowMs, percentile, ratio, round } from './lib/stats.ts'
 
 // Item 3. Read path: autocannon on GET /sandboxes/:id/mounts (20 mounts) of the real control
-// plane against a bare Fastify route answering the same JSON, both served by one child process
-// (bench/api-server.ts) and measured in alternating rounds. Write path: closed-loop add-then-
+// plane against a bare Fastify route answering the same JSON (and, to explain the gap, the bare
+// route plus the same registry read), all served by one child process (bench/api-server.ts)
+// and measured in rotating rounds. Write path: closed-loop add-then-
 // remove cycles at rising concurrency with an agent double that answers at once (it runs in
 // this process, beside the load generator), up to the rate where the control plane saturates.
 
@@ -45,9 +46,12 @@ export interface ApiResults {
     realRps: number
     bareRps: number
     ratio: number | null
+    /** The bare route plus the real route's registry read and response schema. */
+    storeRps: number
+    storeRatio: number | null
     realP99Ms: number
     bareP99Ms: number
-    samples: { realRps: number[], bareRps: number[] }
+    samples: { realRps: number[], bareRps: number[], storeRps: number[] }
     non2xx: number
   }
   cycles: {
@@ -147,25 +151,31 @@ export async function benchApi (opts: ApiOptions, log: (line: string) => void): 
       lines.once('line', resolve)
       child.once('exit', code => { reject(new Error(`api-server exited (${code ?? 'signal'}): ${stderr.trim()}`)) })
     })
-    const info = JSON.parse(first) as { realUrl: string, bareUrl: string, listBytes: number }
+    const info = JSON.parse(first) as { realUrl: string, bareUrl: string, storeUrl: string, listBytes: number }
     const headers = { authorization: `Bearer ${secrets.apiKey}` }
 
     // warm both up (JIT, connection pools) before anything is recorded
     await cannon(info.realUrl, headers, { ...opts, durationSec: Math.min(1, opts.durationSec) })
     await cannon(info.bareUrl, headers, { ...opts, durationSec: Math.min(1, opts.durationSec) })
-    const realRps: number[] = []
-    const bareRps: number[] = []
-    const realP99: number[] = []
-    const bareP99: number[] = []
+    await cannon(info.storeUrl, headers, { ...opts, durationSec: Math.min(1, opts.durationSec) })
+    const targets = { real: info.realUrl, bare: info.bareUrl, store: info.storeUrl }
+    const rps: Record<keyof typeof targets, number[]> = { real: [], bare: [], store: [] }
+    const p99: Record<keyof typeof targets, number[]> = { real: [], bare: [], store: [] }
+    const order: Array<keyof typeof targets> = ['real', 'bare', 'store']
     let non2xx = 0
     for (let r = 0; r < opts.rounds; r++) {
-      for (const which of r % 2 === 0 ? ['real', 'bare'] : ['bare', 'real']) {
-        const res = await cannon(which === 'real' ? info.realUrl : info.bareUrl, headers, opts)
+      // rotate the order each round so drift falls on every target
+      for (let k = 0; k < order.length; k++) {
+        const which = order[(k + r) % order.length]
+        const res = await cannon(targets[which], headers, opts)
         non2xx += res.non2xx + res.errors
-        if (which === 'real') { realRps.push(round(res.requests.average, 0)); realP99.push(res.latency.p99) } else { bareRps.push(round(res.requests.average, 0)); bareP99.push(res.latency.p99) }
+        rps[which].push(round(res.requests.average, 0))
+        p99[which].push(res.latency.p99)
       }
     }
-    log(`api list: real ${median(realRps)} req/s, bare ${median(bareRps)} req/s`)
+    const realRps = rps.real
+    const bareRps = rps.bare
+    log(`api list: real ${median(realRps)} req/s, bare ${median(bareRps)} req/s, bare + registry read ${median(rps.store)} req/s`)
 
     const levels: CycleLevel[] = []
     for (const c of opts.cycleConcurrency) {
@@ -184,9 +194,11 @@ export async function benchApi (opts: ApiOptions, log: (line: string) => void): 
         realRps: median(realRps),
         bareRps: median(bareRps),
         ratio: ratio(median(realRps), median(bareRps)),
-        realP99Ms: median(realP99),
-        bareP99Ms: median(bareP99),
-        samples: { realRps, bareRps },
+        storeRps: median(rps.store),
+        storeRatio: ratio(median(rps.store), median(bareRps)),
+        realP99Ms: median(p99.real),
+        bareP99Ms: median(p99.bare),
+        samples: { realRps, bareRps, storeRps: rps.store },
         non2xx
       },
       cycles: {

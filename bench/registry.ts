@@ -11,6 +11,7 @@ import { benchSecrets, BENCH_TENANT } from './lib/control-plane.ts'
 import { mb, procInfo } from './lib/proc.ts'
 import { postgresBulkWriter, sqliteBulkWriter } from './lib/registry-bulk.ts'
 import { fillRegistry, sandboxId } from './lib/registry-fill.ts'
+import { keepAliveClient } from './lib/http-client.ts'
 import { startServer, type ServerProcess } from './lib/server-process.ts'
 import { median, nowMs, ratio, round, summarize, type Summary } from './lib/stats.ts'
 
@@ -39,6 +40,8 @@ export interface StoreScale {
   storeListMs: Summary
   /** GET /sandboxes/:id/mounts against `node server.js`, one request at a time. */
   httpListMs: Summary
+  /** Share of those requests the server itself answered within 5 ms (its own histogram). */
+  serverWithin5ms: number | null
   /** RSS of that server after the timed lists. */
   serverRssMB: number
   /** The same server on an empty registry after as many requests (404s). */
@@ -105,20 +108,44 @@ async function timeStoreLists (store: RegistryStore, opts: RegistryOptions): Pro
   return summarize(samples)
 }
 
-/** Sequential GETs of one sandbox's mounts (the first 50 warm up); on an empty registry they are 404s. */
+const WARMUP = 200
+
+/** Sequential GETs of one sandbox's mounts (the first ones warm up); on an empty registry they are 404s. */
 async function listLoad (server: ServerProcess, apiKey: string, opts: RegistryOptions, full: boolean): Promise<Summary> {
   const samples: number[] = []
   const headers = { authorization: `Bearer ${apiKey}` }
-  for (let i = 0; i < opts.lists + 50; i++) {
-    const t0 = nowMs()
-    const res = await fetch(`${server.url}/sandboxes/${pick(opts, i)}/mounts`, { headers })
-    const body = await res.json() as { mounts?: unknown[] }
-    const dt = nowMs() - t0
-    const ok = full ? res.status === 200 && body.mounts?.length === opts.mountsPerSandbox : res.status === 404
-    if (!ok) throw new Error(`list answered ${res.status} with ${body.mounts?.length ?? 'no'} mounts (full registry: ${String(full)})`)
-    if (i >= 50) samples.push(dt)
+  const client = keepAliveClient(server.url)
+  try {
+    for (let i = 0; i < opts.lists + WARMUP; i++) {
+      const t0 = nowMs()
+      const res = await client.get(`/sandboxes/${pick(opts, i)}/mounts`, headers)
+      const dt = nowMs() - t0
+      const listed = (JSON.parse(res.body) as { mounts?: unknown[] }).mounts?.length
+      const ok = full ? res.status === 200 && listed === opts.mountsPerSandbox : res.status === 404
+      if (!ok) throw new Error(`list answered ${res.status} with ${listed ?? 'no'} mounts (full registry: ${String(full)})`)
+      if (i >= WARMUP) samples.push(dt)
+    }
+  } finally {
+    client.close()
   }
   return summarize(samples)
+}
+
+/** Share of list requests the server itself finished within 5 ms (its request-duration histogram). */
+async function serverShareWithin5ms (server: ServerProcess, internalToken: string): Promise<number | null> {
+  const client = keepAliveClient(server.url)
+  try {
+    const res = await client.get('/metrics', { authorization: `Bearer ${internalToken}` })
+    const line = (le: string | null): number => {
+      const found = res.body.split('\n').find(l => l.includes('route="/sandboxes/:sandboxId/mounts"') && l.includes('method="GET"') && l.includes('status="200"') &&
+        (le === null ? l.startsWith('sandbox_mounts_http_request_duration_seconds_count') : l.includes(`le="${le}"`)))
+      return Number(found?.split(' ').pop() ?? Number.NaN)
+    }
+    const share = line('0.005') / line(null)
+    return Number.isFinite(share) ? round(share, 4) : null
+  } finally {
+    client.close()
+  }
 }
 
 async function rssMB (pid: number): Promise<number> {
@@ -143,11 +170,17 @@ async function fill (kind: RegistryStore['kind'], opts: RegistryOptions, secrets
   }
 }
 
-async function measureServer (env: Record<string, string>, apiKey: string, opts: RegistryOptions, full: boolean): Promise<{ list: Summary, rssMB: number }> {
+interface Served { list: Summary, within: number | null, rssMB: number }
+
+async function serve (server: ServerProcess, secrets: Secrets, opts: RegistryOptions, full: boolean): Promise<Served> {
+  const list = await listLoad(server, secrets.apiKey, opts, full)
+  return { list, within: full ? await serverShareWithin5ms(server, secrets.internalToken) : null, rssMB: await rssMB(server.pid) }
+}
+
+async function measureServer (env: Record<string, string>, secrets: Secrets, opts: RegistryOptions, full: boolean): Promise<Served> {
   const server = await startServer(env)
   try {
-    const list = await listLoad(server, apiKey, opts, full)
-    return { list, rssMB: await rssMB(server.pid) }
+    return await serve(server, secrets, opts, full)
   } finally {
     await server.stop()
   }
@@ -164,8 +197,8 @@ async function benchSqlite (opts: RegistryOptions, log: (line: string) => void):
     log('startup: server on the full SQLite data dir vs an empty one')
     const full: number[] = []
     const empty: number[] = []
-    let fullServed: { list: Summary, rssMB: number } | undefined
-    let emptyServed: { list: Summary, rssMB: number } | undefined
+    let fullServed: Served | undefined
+    let emptyServed: Served | undefined
     const runs = Math.max(1, opts.startupRuns)
     for (let i = 0; i < runs; i++) {
       // alternate which goes first so drift and page-cache warmth fall on both
@@ -175,7 +208,7 @@ async function benchSqlite (opts: RegistryOptions, log: (line: string) => void):
         try {
           ;(isFull ? full : empty).push(round(server.readyMs))
           if (i === runs - 1) {
-            const served = { list: await listLoad(server, secrets.apiKey, opts, isFull), rssMB: await rssMB(server.pid) }
+            const served = await serve(server, secrets, opts, isFull)
             if (isFull) fullServed = served
             else emptyServed = served
           }
@@ -192,6 +225,7 @@ async function benchSqlite (opts: RegistryOptions, log: (line: string) => void):
         sandboxes: opts.sandboxes,
         ...filled,
         httpListMs: fullServed.list,
+        serverWithin5ms: fullServed.within,
         serverRssMB: fullServed.rssMB,
         emptyServerRssMB: emptyServed.rssMB
       },
@@ -232,14 +266,15 @@ async function benchPostgres (opts: RegistryOptions, adminUrl: string, log: (lin
     const secrets = benchSecrets()
     log(`registry: filling PostgreSQL with ${opts.sandboxes * opts.mountsPerSandbox} mounts`)
     const filled = await fill('postgres', opts, secrets, dataDir, fullDb.url)
-    const full = await measureServer(serverEnv(secrets, dataDir, fullDb.url), secrets.apiKey, opts, true)
-    const empty = await measureServer(serverEnv(secrets, dataDir, emptyDb.url), secrets.apiKey, opts, false)
+    const full = await measureServer(serverEnv(secrets, dataDir, fullDb.url), secrets, opts, true)
+    const empty = await measureServer(serverEnv(secrets, dataDir, emptyDb.url), secrets, opts, false)
     return {
       kind: 'postgres',
       mounts: opts.sandboxes * opts.mountsPerSandbox,
       sandboxes: opts.sandboxes,
       ...filled,
       httpListMs: full.list,
+      serverWithin5ms: full.within,
       serverRssMB: full.rssMB,
       emptyServerRssMB: empty.rssMB
     }

@@ -48,7 +48,8 @@ function latencyRows (rows: Row[], latency: BackendLatency[]): void {
 function apiRows (rows: Row[], api: ApiResults): void {
   const l = api.list
   rows.push({ item: '3 API', measure: `GET /sandboxes/:id/mounts (${l.mounts} mounts, ${l.connections} connections) vs bare Fastify route, same JSON, same process (req/s, median of ${l.rounds})`, value: `${l.realRps} req/s`, baseline: `${l.bareRps} req/s`, ratio: r(l.ratio), target: '>= 0.8', met: verdict(l.ratio === null ? null : l.ratio >= 0.8) })
-  rows.push({ item: '3 API', measure: 'same, p99 latency', value: ms(l.realP99Ms), baseline: ms(l.bareP99Ms), ratio: r(l.bareP99Ms > 0 ? l.realP99Ms / l.bareP99Ms : null), target: '-', met: '-' })
+  rows.push({ item: '3 API', measure: 'the bare route plus the real route\'s registry read (sandbox + 20 rows + API view + response schema) vs the bare route', value: `${l.storeRps} req/s`, baseline: `${l.bareRps} req/s`, ratio: r(l.storeRatio), target: '-', met: '-' })
+  rows.push({ item: '3 API', measure: 'GET list p99 latency, real vs bare', value: ms(l.realP99Ms), baseline: ms(l.bareP99Ms), ratio: r(l.bareP99Ms > 0 ? l.realP99Ms / l.bareP99Ms : null), target: '-', met: '-' })
   for (const c of api.cycles.levels) {
     rows.push({ item: '3 API', measure: `add-then-remove cycle, agent double, concurrency ${c.concurrency}: p50 / p99 (${c.cyclesPerSec} cycles/s)`, value: `${ms(c.p50Ms)} / ${ms(c.p99Ms)}`, baseline: '-', ratio: '-', target: '-', met: '-' })
   }
@@ -61,7 +62,7 @@ function storeRows (rows: Row[], s: StoreScale | { skipped: string }, name: stri
     return
   }
   const n = s.mounts.toLocaleString('en-US')
-  rows.push({ item: '4 registry', measure: `${name}, ${n} mounts / ${s.sandboxes.toLocaleString('en-US')} sandboxes: p99 of GET one sandbox's mounts over HTTP (store call alone as baseline)`, value: ms(s.httpListMs.p99), baseline: ms(s.storeListMs.p99), ratio: '-', target: '< 5 ms', met: verdict(s.httpListMs.p99 < 5) })
+  rows.push({ item: '4 registry', measure: `${name}, ${n} mounts / ${s.sandboxes.toLocaleString('en-US')} sandboxes: p99 of GET one sandbox's mounts over HTTP, one at a time (baseline: the store call alone; the server's own histogram has ${s.serverWithin5ms === null ? 'n/a' : `${(s.serverWithin5ms * 100).toFixed(2)} %`} of them within 5 ms)`, value: ms(s.httpListMs.p99), baseline: ms(s.storeListMs.p99), ratio: '-', target: '< 5 ms', met: verdict(s.httpListMs.p99 < 5) })
   rows.push({ item: '4 registry', measure: `${name}: server RSS after the list load vs the same server on an empty registry`, value: MB(s.serverRssMB), baseline: MB(s.emptyServerRssMB), ratio: r(s.emptyServerRssMB > 0 ? s.serverRssMB / s.emptyServerRssMB : null), target: '-', met: '-' })
 }
 

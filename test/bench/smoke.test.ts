@@ -48,6 +48,10 @@ t.test('a quick bench run yields every item with the expected shape', async t =>
   t.match(r.registry?.sqlite, { kind: 'sqlite', mounts: 100, sandboxes: 10, storeListMs: summary, httpListMs: summary })
   t.match(r.registry?.postgres, { kind: 'postgres', mounts: 100, storeListMs: summary, httpListMs: summary })
   t.equal(r.registry?.sqlite.httpListMs.n, 20)
+  for (const s of [r.registry?.sqlite, r.registry?.postgres]) {
+    const share = s !== undefined && 'serverWithin5ms' in s ? s.serverWithin5ms : null
+    t.ok(share !== null && share >= 0 && share <= 1, 'the server histogram was read')
+  }
   t.ok((r.registry?.sqlite.serverRssMB ?? 0) > 0 && (r.registry?.sqlite.emptyServerRssMB ?? 0) > 0)
   t.match(r.registry?.startup, { mounts: 100, runs: 1, fullMs: Number, emptyMs: Number })
 
