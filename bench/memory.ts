@@ -26,6 +26,8 @@ export interface MemoryPoint {
   agentNodeMB: number
   /** rclone rcd (and anything else rclone under the agent). */
   agentRcloneMB: number
+  /** Of that, anonymous memory (heap); the rest is mostly the rclone executable's mapped pages. */
+  agentRcloneAnonMB: number
   agentTotalMB: number
   /** Sum over `mounts` separate `rclone mount --daemon` processes. */
   bareRcloneMB: number
@@ -37,7 +39,7 @@ export interface MemoryResults {
   backend: BackendKind
   /** How the agent ran: compiled JavaScript (dist) or TypeScript through tsx (smoke test). */
   agentRuntime: 'dist' | 'tsx'
-  idle: { agentNodeMB: number, agentRcloneMB: number }
+  idle: { agentNodeMB: number, agentRcloneMB: number, agentRcloneAnonMB: number }
   points: MemoryPoint[]
   /** rclone RSS with the first mount (target <= 45 MB). */
   firstMountRcloneMB: number
@@ -46,10 +48,14 @@ export interface MemoryResults {
   barePerMountMB: number | null
 }
 
-async function agentRss (agentPid: number): Promise<{ node: number, rclone: number }> {
+async function agentRss (agentPid: number): Promise<{ node: number, rclone: number, rcloneAnon: number }> {
   const tree = await processTree(agentPid)
-  const sum = (name: string): number => tree.filter(p => p.name === name).reduce((a, p) => a + p.rssKB, 0)
-  return { node: mb(tree.filter(p => p.pid === agentPid).reduce((a, p) => a + p.rssKB, 0)), rclone: mb(sum('rclone')) }
+  const rclone = tree.filter(p => p.name === 'rclone')
+  return {
+    node: mb(tree.filter(p => p.pid === agentPid).reduce((a, p) => a + p.rssKB, 0)),
+    rclone: mb(rclone.reduce((a, p) => a + p.rssKB, 0)),
+    rcloneAnon: mb(rclone.reduce((a, p) => a + p.anonKB, 0))
+  }
 }
 
 async function bareRss (root: string): Promise<number> {
@@ -69,7 +75,7 @@ export async function benchMemory (ctx: { cp: ControlPlane, root: string, log: (
   try {
     const agent = await startBenchAgent(agentRoot, { separateProcess: true })
     const byCount = new Map<number, Omit<MemoryPoint, 'bareRcloneMB' | 'ratio'>>()
-    let idle: { node: number, rclone: number }
+    let idle: { node: number, rclone: number, rcloneAnon: number }
     try {
       await ctx.cp.registerSandbox('mem', agent.url, agent.token)
       await settle()
@@ -82,7 +88,7 @@ export async function benchMemory (ctx: { cp: ControlPlane, root: string, log: (
         for (let j = 1; j <= i; j++) await readdir(path.join(mountRoot, `m-${j}`))
         await settle()
         const rss = await agentRss(agent.pid)
-        byCount.set(i, { mounts: i, agentNodeMB: rss.node, agentRcloneMB: rss.rclone, agentTotalMB: round(rss.node + rss.rclone, 1) })
+        byCount.set(i, { mounts: i, agentNodeMB: rss.node, agentRcloneMB: rss.rclone, agentRcloneAnonMB: rss.rcloneAnon, agentTotalMB: round(rss.node + rss.rclone, 1) })
         ctx.log(`memory: ${i} mount(s) in one agent: node ${rss.node} MB, rclone ${rss.rclone} MB`)
       }
       for (const id of ids) await ctx.cp.removeMount('mem', id)
@@ -118,7 +124,7 @@ export async function benchMemory (ctx: { cp: ControlPlane, root: string, log: (
     return {
       backend: kind,
       agentRuntime: COMPILED ? 'dist' : 'tsx',
-      idle: { agentNodeMB: idle.node, agentRcloneMB: idle.rclone },
+      idle: { agentNodeMB: idle.node, agentRcloneMB: idle.rclone, agentRcloneAnonMB: idle.rcloneAnon },
       points,
       firstMountRcloneMB: first,
       perExtraMountRcloneMB: max > counts[0] ? round((last - first) / (max - counts[0]), 2) : null,

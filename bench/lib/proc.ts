@@ -8,6 +8,10 @@ export interface ProcInfo {
   ppid: number
   name: string
   rssKB: number
+  /** Heap, stacks: memory that is this process's alone. */
+  anonKB: number
+  /** Mapped file pages (mostly the executable): shared and reclaimable under pressure. */
+  fileKB: number
   argv: string[]
 }
 
@@ -16,7 +20,8 @@ export async function procInfo (pid: number): Promise<ProcInfo | undefined> {
     const status = await readFile(`/proc/${pid}/status`, 'utf8')
     const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1] ?? ''
     const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean)
-    return { pid, ppid: Number(field('PPid')), name: field('Name'), rssKB: Number.parseInt(field('VmRSS') || '0', 10), argv }
+    const kb = (name: string): number => Number.parseInt(field(name) || '0', 10)
+    return { pid, ppid: Number(field('PPid')), name: field('Name'), rssKB: kb('VmRSS'), anonKB: kb('RssAnon'), fileKB: kb('RssFile'), argv }
   } catch {
     return undefined
   }
