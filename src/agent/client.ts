@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Static, TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { AgentCapabilities, AgentMount, AgentMountList, type AgentApplyRequest, type AgentErrorBody } from '../schemas/agent.ts'
@@ -11,6 +12,11 @@ import {
 // become the control plane's codes. Nothing from the request (config, token) is ever put into
 // an error. Answers are checked against the protocol's schemas (a broken or hostile agent gets
 // AGENT_ERROR, not a crash), and redirects are never followed: the request body carries secrets.
+
+/** The protocol's configHash of an apply request: what the agent reports for the config it runs. */
+export function configFingerprint (req: Pick<AgentApplyRequest, 'config' | 'section' | 'root' | 'mountOptions' | 'readWrite'>): string {
+  return createHash('sha256').update(JSON.stringify([req.config, req.section, req.root, req.mountOptions, req.readWrite])).digest('hex')
+}
 
 export interface AgentTarget {
   sandboxId: string

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AgentClient } from '../agent/client.ts'
+import { configFingerprint, type AgentClient } from '../agent/client.ts'
 import type { AgentMount } from '../schemas/agent.ts'
 import type { ReconcileReport } from '../schemas/reconcile.ts'
 import type { RegistryStore, MountRecord, SandboxRecord } from './registry.ts'
@@ -106,7 +106,11 @@ export class Reconciler {
       }
     }
 
-    if (live !== undefined && live.status !== 'failed') {
+    // A rotation cut short between the agent and the registry leaves the VM on a config the
+    // registry does not hold: put the registry's back, as for a dead mount.
+    const expected = live === undefined ? undefined : this.#storedFingerprint(m)
+    const drifted = live !== undefined && expected !== undefined && live.configHash !== expected
+    if (live !== undefined && live.status !== 'failed' && !drifted) {
       const lastError = live.lastError ?? null
       await this.#d.store.updateMount(sandboxId, m.id, {
         status: live.status,
@@ -131,7 +135,7 @@ export class Reconciler {
       const applied = await this.#d.agents.apply(target, m.id, applyRequest(m, this.#d.service.openConfig(m)))
       await this.#d.store.updateMount(sandboxId, m.id, { status: applied.status, lastError: applied.lastError ?? null, lastCheckedAt: checkedAt, updatedAt: checkedAt })
       const wasPending = m.status === 'pending'
-      this.#d.events(wasPending ? 'added' : 'remounted', { sandboxId, mountId: m.id, reason: wasPending ? 'completed by reconciliation' : `agent reported ${found}` })
+      this.#d.events(wasPending ? 'added' : 'remounted', { sandboxId, mountId: m.id, reason: wasPending ? 'completed by reconciliation' : drifted ? 'the live config differed from the registry' : `agent reported ${found}` })
       return entry(wasPending ? 'add_completed' : 'remounted', applied.status)
     } catch (err) {
       const message = (err as Error).message
@@ -145,6 +149,15 @@ export class Reconciler {
       await this.#d.store.updateMount(sandboxId, m.id, { status: 'failed', lastError: message, lastCheckedAt: checkedAt, updatedAt: checkedAt })
       if (m.status !== 'failed') this.#d.events('failed', { sandboxId, mountId: m.id, reason: message })
       return entry('remount_failed', 'failed', message)
+    }
+  }
+
+  /** configHash of the registry's config for a mount; undefined when it cannot be opened. */
+  #storedFingerprint (m: MountRecord): string | undefined {
+    try {
+      return configFingerprint(applyRequest(m, this.#d.service.openConfig(m)))
+    } catch {
+      return undefined
     }
   }
 
