@@ -156,9 +156,9 @@ function mountCases (): Case[] {
   // typed creds
   const creds = (c: Record<string, unknown>, backend = 'webdav'): unknown => ({ ...BASE, backend, creds: c })
   for (const key of HOSTILE_KEYS) refuse(`creds key ${show(key)}`, creds({ ...DAV, [key]: 'x' }), /INVALID_CREDENTIALS|VALIDATION_FAILED/)
-  refuse('creds __proto__ (raw JSON)', `{"path":"/mnt/data","remote":"dav:x","backend":"webdav","creds":{"url":"http://127.0.0.1:9","__proto__":{"type":"local"}}}`, /INVALID_JSON/)
-  refuse('body __proto__ (raw JSON)', `{"__proto__":{"rcloneConfig":"[dav]\\ntype = local"},"path":"/mnt/data","remote":"dav:x","backend":"webdav","creds":{"url":"http://127.0.0.1:9"}}`, /INVALID_JSON/)
-  refuse('body constructor.prototype (raw JSON)', `{"constructor":{"prototype":{"x":1}},"path":"/mnt/data","remote":"dav:x"}`, /INVALID_JSON|UNKNOWN_FIELD/)
+  refuse('creds __proto__ (raw JSON)', '{"path":"/mnt/data","remote":"dav:x","backend":"webdav","creds":{"url":"http://127.0.0.1:9","__proto__":{"type":"local"}}}', /INVALID_JSON/)
+  refuse('body __proto__ (raw JSON)', '{"__proto__":{"rcloneConfig":"[dav]\\ntype = local"},"path":"/mnt/data","remote":"dav:x","backend":"webdav","creds":{"url":"http://127.0.0.1:9"}}', /INVALID_JSON/)
+  refuse('body constructor.prototype (raw JSON)', '{"constructor":{"prototype":{"x":1}},"path":"/mnt/data","remote":"dav:x"}', /INVALID_JSON|UNKNOWN_FIELD/)
   for (const [label, value] of [['newline section', 'http://127.0.0.1:1\n[x]\ntype = local'], ['CRLF', 'http://127.0.0.1:1\r\ntype = local'], ['NUL', 'http://127.0.0.1:1\u0000'],
     ['metadata', 'http://169.254.169.254/latest/meta-data'], ['mapped v6', 'http://[::ffff:a9fe:a9fe]/'], ['octal', 'http://0251.0376.0251.0376/'], ['decimal', 'http://2852039166/'],
     ['gce name', 'http://metadata.google.internal./'], ['userinfo', 'http://127.0.0.1:1@169.254.169.254/'], ['backslash', 'http://169.254.169.254\\@127.0.0.1/'],

@@ -7,6 +7,7 @@ export const HOSTILE_STRINGS: readonly string[] = [
   '', ' ', '\t', '\u0000', '\n', '\r', '\r\n', '\u000b', '\u001b[31m', '\u007f', '\u0085', '\u00a0', '\u2028', '\u2029',
   '\u202e', '\u200b', '\u200f', '\ufeff', '\ud800', '\udfff', '\uffff', '😀', 'İ', 'ß', '\u0301',
   '.', '..', '/', '//', '\\', '%2e%2e', '%2F', '%00', '..%2f..%2fetc', '~', '~root',
+  // eslint-disable-next-line no-template-curly-in-string -- a literal shell expansion, as a caller would send it
   '${HOME}', '$(id)', '`id`', '%(home)s', '%(x)s', '#', ';', '[', ']', '=', ':', '"', '"""', '`', '\'',
   '\n[x]\ntype = local', 'v\r\n[y]\ntype = alias', 'key = v\r\n', ' = \n[z]\n', '[dav]',
   'RCLONE_ENCRYPT_V0:', '__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty',

@@ -68,8 +68,14 @@ t.test(`${SANDBOXES} sandboxes, each with its own agent, under hundreds of concu
     const configDir = path.join(root, id, 'run')
     const logs: string[] = []
     const config = loadAgentConfig({
-      AGENT_TOKEN: token, AGENT_PORT: String(await freePort()), AGENT_STATE_DIR: stateDir, AGENT_CONFIG_DIR: configDir,
-      AGENT_LOG_LEVEL: 'warn', AGENT_PREFLIGHT_TIMEOUT_MS: '20000', AGENT_MOUNT_TIMEOUT_MS: '30000', PATH: process.env.PATH ?? '/usr/bin:/bin'
+      AGENT_TOKEN: token,
+      AGENT_PORT: String(await freePort()),
+      AGENT_STATE_DIR: stateDir,
+      AGENT_CONFIG_DIR: configDir,
+      AGENT_LOG_LEVEL: 'warn',
+      AGENT_PREFLIGHT_TIMEOUT_MS: '20000',
+      AGENT_MOUNT_TIMEOUT_MS: '30000',
+      PATH: process.env.PATH ?? '/usr/bin:/bin'
     })
     const agent = await startAgent(config, { logStream: captureStream(logs), unmountOnClose: true, stopDaemonOnClose: true })
     const tenant = i % 2 === 0 ? TENANT_A : TENANT_B
