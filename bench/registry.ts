@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import pg from 'pg'
 import { openStore, SQLITE_FILE } from '../src/mounts/store.ts'
 import type { RegistryStore } from '../src/mounts/registry.ts'
@@ -40,6 +41,8 @@ export interface StoreScale {
   storeListMs: Summary
   /** GET /sandboxes/:id/mounts against `node server.js`, one request at a time. */
   httpListMs: Summary
+  /** p99 event-loop delay of the bench (client) process during those requests: the machine's own stalls. */
+  clientLoopDelayP99Ms: number
   /** Share of those requests the server itself answered within 5 ms (its own histogram). */
   serverWithin5ms: number | null
   /** RSS of that server after the timed lists. */
@@ -110,11 +113,16 @@ async function timeStoreLists (store: RegistryStore, opts: RegistryOptions): Pro
 
 const WARMUP = 200
 
-/** Sequential GETs of one sandbox's mounts (the first ones warm up); on an empty registry they are 404s. */
-async function listLoad (server: ServerProcess, apiKey: string, opts: RegistryOptions, full: boolean): Promise<Summary> {
+/**
+ * Sequential GETs of one sandbox's mounts (the first ones warm up); on an empty registry they
+ * are 404s. Also returns the p99 event-loop delay of this (client) process meanwhile: a
+ * measure of how much the machine itself stalls processes, whatever the server does.
+ */
+async function listLoad (server: ServerProcess, apiKey: string, opts: RegistryOptions, full: boolean): Promise<{ list: Summary, loopDelayP99Ms: number }> {
   const samples: number[] = []
   const headers = { authorization: `Bearer ${apiKey}` }
   const client = keepAliveClient(server.url)
+  const delay = monitorEventLoopDelay({ resolution: 1 })
   try {
     for (let i = 0; i < opts.lists + WARMUP; i++) {
       const t0 = nowMs()
@@ -123,12 +131,14 @@ async function listLoad (server: ServerProcess, apiKey: string, opts: RegistryOp
       const listed = (JSON.parse(res.body) as { mounts?: unknown[] }).mounts?.length
       const ok = full ? res.status === 200 && listed === opts.mountsPerSandbox : res.status === 404
       if (!ok) throw new Error(`list answered ${res.status} with ${listed ?? 'no'} mounts (full registry: ${String(full)})`)
+      if (i === WARMUP) delay.enable()
       if (i >= WARMUP) samples.push(dt)
     }
   } finally {
+    delay.disable()
     client.close()
   }
-  return summarize(samples)
+  return { list: summarize(samples), loopDelayP99Ms: round(delay.percentile(99) / 1e6) }
 }
 
 /** Share of list requests the server itself finished within 5 ms (its request-duration histogram). */
@@ -170,11 +180,11 @@ async function fill (kind: RegistryStore['kind'], opts: RegistryOptions, secrets
   }
 }
 
-interface Served { list: Summary, within: number | null, rssMB: number }
+interface Served { list: Summary, loopDelayP99Ms: number, within: number | null, rssMB: number }
 
 async function serve (server: ServerProcess, secrets: Secrets, opts: RegistryOptions, full: boolean): Promise<Served> {
-  const list = await listLoad(server, secrets.apiKey, opts, full)
-  return { list, within: full ? await serverShareWithin5ms(server, secrets.internalToken) : null, rssMB: await rssMB(server.pid) }
+  const { list, loopDelayP99Ms } = await listLoad(server, secrets.apiKey, opts, full)
+  return { list, loopDelayP99Ms, within: full ? await serverShareWithin5ms(server, secrets.internalToken) : null, rssMB: await rssMB(server.pid) }
 }
 
 async function measureServer (env: Record<string, string>, secrets: Secrets, opts: RegistryOptions, full: boolean): Promise<Served> {
@@ -225,6 +235,7 @@ async function benchSqlite (opts: RegistryOptions, log: (line: string) => void):
         sandboxes: opts.sandboxes,
         ...filled,
         httpListMs: fullServed.list,
+        clientLoopDelayP99Ms: fullServed.loopDelayP99Ms,
         serverWithin5ms: fullServed.within,
         serverRssMB: fullServed.rssMB,
         emptyServerRssMB: emptyServed.rssMB
@@ -274,6 +285,7 @@ async function benchPostgres (opts: RegistryOptions, adminUrl: string, log: (lin
       sandboxes: opts.sandboxes,
       ...filled,
       httpListMs: full.list,
+      clientLoopDelayP99Ms: full.loopDelayP99Ms,
       serverWithin5ms: full.within,
       serverRssMB: full.rssMB,
       emptyServerRssMB: empty.rssMB
