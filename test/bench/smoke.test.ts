@@ -59,8 +59,10 @@ t.test('a quick bench run yields every item with the expected shape', async t =>
   t.match(r.table, /^\| item \| measure \|/)
   for (const item of ['1 mount', '2 remove', '3 API', '4 registry', '5 memory', '6 startup']) t.ok(r.table.includes(`| ${item} |`), `table has ${item}`)
 
+  // the temp dirs the bench (and bench/agent-memory.ts) create
+  const mine = /\/(sandbox-mounts-bench-|agent-memory-|bench-(cp|api|sqlite|pg|seed)-)/
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8')
-  t.notOk(mountinfo.includes('sandbox-mounts-bench-'), 'no mount left behind')
-  const leftovers = (await allProcesses()).filter(p => p.argv.some(a => a.includes('sandbox-mounts-bench-')))
+  t.notOk(mine.test(mountinfo), 'no mount left behind')
+  const leftovers = (await allProcesses()).filter(p => p.argv.some(a => mine.test(a)))
   t.same(leftovers.map(p => p.argv.join(' ')), [], 'no process left behind')
 })
