@@ -11,7 +11,6 @@ import { AgentClient } from '../../src/agent/client.ts'
 import { captureStream, INTERNAL_TOKEN, TENANT_A, TENANT_B } from '../helpers/app.ts'
 import { ensureSandboxUser } from '../helpers/sandbox-user.ts'
 import { freePort, startWebdavServer } from '../helpers/servers.ts'
-import { killRcd } from '../helpers/e2e.ts'
 import { buildConfiguredApp } from './app.ts'
 
 // Many sandboxes at once through the real control plane: each sandbox has its own real agent
@@ -53,7 +52,11 @@ t.test(`${SANDBOXES} sandboxes, each with its own agent, under hundreds of concu
   const agents: Array<{ id: string, tenant: typeof TENANT_A, agent: RunningAgent, token: string, stateDir: string, configDir: string, logs: string[] }> = []
   t.teardown(async () => {
     for (const a of agents) await a.agent.close().catch(() => {})
-    for (const a of agents) await killRcd(a.stateDir)
+    // Whatever a failed run left: only daemons and mounts under this test's own root.
+    for (const line of await rcdProcesses(root)) {
+      try { process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL') } catch {}
+    }
+    for (const p of await fuseUnder(root)) await run('fusermount3', ['-uz', p]).catch(() => {})
     await rm(root, { recursive: true, force: true })
   })
 
