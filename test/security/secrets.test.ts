@@ -189,19 +189,24 @@ t.test('canary secrets never leak: answers, logs, rcd log, command lines, regist
     for (const s of secrets) if (text.includes(s)) t.fail(`${file} holds a secret`)
   }
   const rcd = JSON.parse(await readFile(path.join(e.agentConfig.stateDir, 'rcd.json'), 'utf8')) as { port: number, pid: number, user: string, pass: string }
-  for (const [label, args] of [
-    ['no credentials', ['-X', 'POST', `http://127.0.0.1:${rcd.port}/rc/noop`]],
-    ['core/command without credentials', ['-X', 'POST', '-H', 'content-type: application/json', '-d', '{"command":"id"}', `http://127.0.0.1:${rcd.port}/core/command`]],
-    ['guessed credentials', ['-X', 'POST', '-u', 'agent:agent', `http://127.0.0.1:${rcd.port}/core/command`]],
-    ['listing mounts', ['-X', 'POST', `http://127.0.0.1:${rcd.port}/mount/listmounts`]]
+  // The sandbox user talks to the rc endpoint with node's fetch (no curl needed on the machine).
+  const asSandbox = async (pathname: string, body: string, auth?: string): Promise<string> => {
+    const script = `fetch(${JSON.stringify(`http://127.0.0.1:${rcd.port}${pathname}`)}, { method: 'POST', headers: { 'content-type': 'application/json'${auth === undefined ? '' : `, authorization: ${JSON.stringify(`Basic ${Buffer.from(auth).toString('base64')}`)}`} }, body: ${JSON.stringify(body)}, signal: AbortSignal.timeout(5000) }).then(r => console.log(r.status), e => console.log('error ' + e.message))`
+    return (await runAs('sandbox', [process.execPath, '-e', script])).stdout.trim()
+  }
+  for (const [label, pathname, body, auth] of [
+    ['no credentials', '/rc/noop', '{}', undefined],
+    ['core/command without credentials', '/core/command', '{"command":"id"}', undefined],
+    ['guessed credentials', '/core/command', '{"command":"id"}', 'agent:agent'],
+    ['listing mounts', '/mount/listmounts', '{}', undefined]
   ] as const) {
-    const res = await runAs('sandbox', ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', ...args])
-    t.ok(['401', '403'].includes(res.stdout.trim()), `rc endpoint, ${label}: ${res.stdout.trim()}`)
+    const status = await asSandbox(pathname, body, auth)
+    t.ok(['401', '403'].includes(status), `rc endpoint, ${label}: ${status}`)
   }
   const environ = await runAs('sandbox', ['cat', `/proc/${rcd.pid}/environ`])
   t.not(environ.code, 0, 'the sandbox user cannot read the daemon\'s environment (where its rc credential lives)')
-  const asRoot = await exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-u', `${rcd.user}:${rcd.pass}`, `http://127.0.0.1:${rcd.port}/rc/noop`])
-  t.equal(asRoot.stdout, '200', 'the rc credential itself works (so the 401s above mean something)')
+  const asRoot = await fetch(`http://127.0.0.1:${rcd.port}/rc/noop`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from(`${rcd.user}:${rcd.pass}`).toString('base64')}`, 'content-type': 'application/json' }, body: '{}' })
+  t.equal(asRoot.status, 200, 'the rc credential itself works (so the 401s above mean something)')
 
   // ---- remove everything
   for (const id of Object.values(added)) {
