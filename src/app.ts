@@ -78,9 +78,9 @@ export async function buildApp (config: AppConfig, deps: AppDeps): Promise<Fasti
   const events = deps.events ?? logEvents(logging.log)
   const common = { store: deps.store, agents: deps.agents, box: deps.box, templates: deps.templates, log: logging.log, events }
   // The two services refer to each other: mounts load named credentials, rotation drives mounts.
-  let credentials: CredentialService | undefined
-  const service = new MountService({ ...common, loadCredential: async (tenant, name) => await credentials?.load(tenant, name) })
-  credentials = new CredentialService({ ...common, service })
+  // (the closure runs only on requests, after both exist).
+  const service: MountService = new MountService({ ...common, loadCredential: async (tenant, name) => await credentials.load(tenant, name) })
+  const credentials = new CredentialService({ ...common, service })
   const reconciler = new Reconciler({ ...common, service, intervalMs: config.reconcileIntervalMs, leaseMs: config.reconcileLeaseMs, concurrency: config.reconcileConcurrency, onRun: metrics.reconcileRun })
   const lifecycle = new Lifecycle({ store: deps.store, service, reconciler, events })
   app.decorate('mounts', service)
