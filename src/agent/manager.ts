@@ -20,6 +20,9 @@ import { cacheExists, countDirty, moveCache, removeCache } from './vfs-cache.ts'
 // on top of one supervised `rclone rcd`. Every change to a mount runs under that mount's lock;
 // a path belongs to at most one mount at a time. A failed apply leaves nothing behind.
 
+/** How long the upload queue must stay empty before a flush counts as done. */
+const FLUSH_SETTLE_MS = 300
+
 export type ApplyOutcome = 'created' | 'replaced' | 'unchanged'
 
 interface Health {
@@ -177,7 +180,7 @@ export class MountManager {
       }
       const snap = await this.#snapshot()
       await this.#takeDown(rec, snap, { force, log })
-      await this.#forget(rec)
+      await this.#forget(rec, log)
       log.info({ path: rec.path, force }, 'removed')
     })
   }
@@ -534,6 +537,7 @@ export class MountManager {
 
   async #flush (rc: RcClient, vfsName: string, timeoutMs: number): Promise<{ ok: boolean, pending: number }> {
     const deadline = Date.now() + timeoutMs
+    let quietSince: number | undefined
     for (;;) {
       let pending: number
       try {
@@ -548,9 +552,16 @@ export class MountManager {
         await sleep(100)
         continue
       }
-      if (pending === 0) return { ok: true, pending: 0 }
+      if (pending === 0) {
+        // A writer's close() returns before the kernel hands the release to rclone, which only
+        // then queues the upload: trust "nothing pending" once it has held for a while.
+        quietSince ??= Date.now()
+        if (Date.now() - quietSince >= FLUSH_SETTLE_MS) return { ok: true, pending: 0 }
+      } else {
+        quietSince = undefined
+      }
       if (Date.now() >= deadline) return { ok: false, pending }
-      await sleep(100)
+      await sleep(50)
     }
   }
 
@@ -601,9 +612,13 @@ export class MountManager {
     }
   }
 
-  async #forget (rec: MountRecord): Promise<void> {
+  async #forget (rec: MountRecord, log: FastifyBaseLogger = this.#log): Promise<void> {
     await this.#store.deleteSecrets(rec.mountId)
-    await removeCache(this.cacheDir, rec.fsName)
+    // A write rclone has not uploaded stays in its cache (a later mount of the same backend
+    // uploads it) rather than being deleted with the mount.
+    const dirty = rec.readWrite ? await countDirty(this.cacheDir, rec.fsName) : 0
+    if (dirty === 0) await removeCache(this.cacheDir, rec.fsName)
+    else log.warn({ dirty }, 'kept the cache of a removed mount: it holds writes not yet uploaded')
     await removeCreatedDirs(rec.createdDirs)
     await this.#store.deleteRecord(rec.mountId)
     this.#records.delete(rec.mountId)
