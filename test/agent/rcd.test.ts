@@ -1,7 +1,8 @@
 import t from 'tap'
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { processAlive } from '../../src/agent/rcd.ts'
+import { countDirty } from '../../src/agent/vfs-cache.ts'
 import { readMountinfo } from '../../src/agent/mountinfo.ts'
 import { statWithTimeout } from '../../src/agent/probe.ts'
 import type { AgentApplyRequest } from '../../src/schemas/agent.ts'
@@ -80,6 +81,13 @@ t.test('writes not yet uploaded when the daemon died are uploaded by the re-appl
   t.equal((await agent.put('p1', davRequest(dav, path, { readWrite: true, mountOptions: ['--vfs-write-back', '1m'] }))).statusCode, 201)
   const w = await runAs('sandbox', ['sh', '-c', `printf pending > ${path}/pending.txt`])
   t.equal(w.code, 0, w.stderr)
+  // The close reaches rclone asynchronously; kill it only once it has recorded the write.
+  const metaDir = join(agent.config.stateDir, 'cache', 'vfsMeta')
+  const recorded = await waitFor(async () => {
+    for (const name of await readdir(metaDir).catch(() => [])) if (await countDirty(join(agent.config.stateDir, 'cache'), name) > 0) return true
+    return null
+  }, 10_000)
+  t.ok(recorded, 'rclone recorded the pending write')
   await killRcd(agent)
   t.notOk(await stat(join(dav.dir, 'pending.txt')).then(() => true, () => false), 'never uploaded')
 
