@@ -1,4 +1,4 @@
-import { createCipheriv, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,18 +11,29 @@ import { loadAgentConfig, type AgentConfig } from '../../src/agent/config.ts'
 import { fusermountUnmount } from '../../src/agent/fusermount.ts'
 import { readMountinfo } from '../../src/agent/mountinfo.ts'
 import type { AgentApplyRequest } from '../../src/schemas/agent.ts'
+import { obscure } from '../../src/rclone/obscure.ts'
+import type { WebdavServer } from '../helpers/servers.ts'
 import { ensureSandboxUser, type SandboxUser } from '../helpers/sandbox-user.ts'
 
 // A real agent (real rcd, real FUSE) in a private temp dir, driven through app.inject().
 // Teardown removes every mount, stops the daemon and deletes the dir.
 
-// rclone's fixed, public obscure key: obscuring in-process keeps test secrets off command lines
-const OBSCURE_KEY = Buffer.from('9c935b48730a554d6bfd7c63c886a92bd390198eb8128afbf4de162b8b95f638', 'hex')
+// Obscuring in-process keeps test secrets off command lines.
+export { obscure }
 
-export function obscure (plain: string): string {
-  const iv = randomBytes(16)
-  const cipher = createCipheriv('aes-256-ctr', OBSCURE_KEY, iv)
-  return Buffer.concat([iv, cipher.update(plain, 'utf8'), cipher.final()]).toString('base64url')
+/** An apply request mounting the WebDAV server's root (or `root`) at path. */
+export function davRequest (dav: WebdavServer, path: string, opts: Partial<AgentApplyRequest> & { pass?: string } = {}): AgentApplyRequest {
+  const pass = opts.pass ?? dav.pass
+  const ob = obscure(pass)
+  return {
+    path,
+    config: iniSection('dav', { type: 'webdav', url: dav.url, vendor: 'other', user: dav.user, pass: ob }),
+    section: 'dav',
+    root: opts.root ?? '',
+    readWrite: opts.readWrite ?? false,
+    mountOptions: opts.mountOptions ?? [],
+    redact: [pass, ob]
+  }
 }
 
 /** Canonical rclone INI with one section. */

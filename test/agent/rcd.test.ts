@@ -5,27 +5,13 @@ import { processAlive } from '../../src/agent/rcd.ts'
 import { countDirty } from '../../src/agent/vfs-cache.ts'
 import { readMountinfo } from '../../src/agent/mountinfo.ts'
 import { statWithTimeout } from '../../src/agent/probe.ts'
-import type { AgentApplyRequest } from '../../src/schemas/agent.ts'
-import { startWebdavServer, type WebdavServer } from '../helpers/servers.ts'
+import { startWebdavServer } from '../helpers/servers.ts'
 import { runAs } from '../helpers/sandbox-user.ts'
-import { iniSection, leftovers, obscure, startTestAgent, waitFor, type TestAgent } from './fixture.ts'
+import { davRequest, leftovers, startTestAgent, waitFor, type TestAgent } from './fixture.ts'
 
 // Supervision of the one rclone daemon: a killed daemon shows as failed mounts and is replaced
 // on the next apply; a restarted agent adopts the running daemon; unsent writes of a killed
 // daemon are uploaded by the re-applied mount; a remote that starts refusing shows as degraded.
-
-function davRequest (dav: WebdavServer, path: string, opts: { readWrite?: boolean, mountOptions?: string[] } = {}): AgentApplyRequest {
-  const ob = obscure(dav.pass)
-  return {
-    path,
-    config: iniSection('dav', { type: 'webdav', url: dav.url, vendor: 'other', user: dav.user, pass: ob }),
-    section: 'dav',
-    root: '',
-    readWrite: opts.readWrite ?? false,
-    mountOptions: opts.mountOptions ?? [],
-    redact: [dav.pass, ob]
-  }
-}
 
 async function rcdPid (agent: TestAgent): Promise<number> {
   return (JSON.parse(await readFile(join(agent.config.stateDir, 'rcd.json'), 'utf8')) as { pid: number }).pid

@@ -3,28 +3,13 @@ import { spawn } from 'node:child_process'
 import { mkdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readMountinfo } from '../../src/agent/mountinfo.ts'
-import type { AgentApplyRequest } from '../../src/schemas/agent.ts'
 import { startWebdavServer, type WebdavServer } from '../helpers/servers.ts'
 import { runAs } from '../helpers/sandbox-user.ts'
-import { iniSection, leftovers, obscure, startTestAgent, type TestAgent } from './fixture.ts'
+import { davRequest, leftovers, startTestAgent, type TestAgent } from './fixture.ts'
 
 // Replacing a mount's configuration and removing a busy one, against a real WebDAV server.
 
 const PASS = 'dav-secret-' + Math.random().toString(36).slice(2, 12)
-
-function davRequest (dav: WebdavServer, path: string, opts: Partial<AgentApplyRequest> & { pass?: string } = {}): AgentApplyRequest {
-  const pass = opts.pass ?? dav.pass
-  const ob = obscure(pass)
-  return {
-    path,
-    config: iniSection('dav', { type: 'webdav', url: dav.url, vendor: 'other', user: dav.user, pass: ob }),
-    section: 'dav',
-    root: opts.root ?? '',
-    readWrite: opts.readWrite ?? false,
-    mountOptions: opts.mountOptions ?? [],
-    redact: [pass, ob]
-  }
-}
 
 let dav: WebdavServer
 let agent: TestAgent

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { createHash } from 'node:crypto'
 import type { AgentApplyRequest, AgentMount, AgentErrorCode } from '../../src/schemas/agent.ts'
+import { AGENT_ERROR_STATUS } from '../../src/agent/errors.ts'
 
 // The only test double allowed: an agent that speaks docs/agent-protocol.md over real HTTP,
 // keeps mounts in memory, and can be told to fail, stall or answer garbage.
@@ -40,20 +41,8 @@ export async function startAgentDouble (token = 'agent-token-0123456789abcdef'):
     },
     close: async () => { await app.close() }
   }
-  const statusOf: Record<string, number> = {
-    UNAUTHORIZED: 401,
-    BAD_REQUEST: 400,
-    RUNTIME_MISSING: 424,
-    MOUNT_POINT_REFUSED: 409,
-    PREFLIGHT_FAILED: 422,
-    MOUNT_FAILED: 502,
-    MOUNT_BUSY: 409,
-    FLUSH_TIMEOUT: 409,
-    NOT_FOUND: 404,
-    INTERNAL: 500
-  }
   const fail = (reply: import('fastify').FastifyReply, code: AgentErrorCode, message: string, logTail?: string) =>
-    reply.code(statusOf[code]).send({ error: { code, message, ...(logTail === undefined ? {} : { logTail }) } })
+    reply.code(AGENT_ERROR_STATUS[code]).send({ error: { code, message, ...(logTail === undefined ? {} : { logTail }) } })
 
   app.addHook('onRequest', async (request, reply) => {
     state.calls.push({ method: request.method, url: request.url })
