@@ -8,74 +8,20 @@ import {
   type CredentialRecord, type IdempotencyRecord, type MountPatch, type MountRecord,
   type RegistryStore, type SandboxRecord
 } from './registry.ts'
+import {
+  CREDENTIAL_COLUMNS, IDEMPOTENCY_COLUMNS, MOUNT_COLUMNS, PATCH_COLUMNS, SANDBOX_COLUMNS, rowMappers,
+  type CredentialRowOf, type IdempotencyRowOf, type MountRowOf, type SandboxRowOf
+} from './rows.ts'
 
 // The shared store for several control-plane replicas. Every call goes through #query or
 // #tx, which turn connectivity failures into StoreUnavailable (503) without the driver's
 // message, so host, port or user never reach a response.
 
-interface SandboxRow {
-  id: string
-  tenant: string
-  agent_url: string
-  agent_token_secret: string
-  state: SandboxRecord['state']
-  created_at: Date
-  updated_at: Date
-}
-
-interface MountRow {
-  id: string
-  sandbox_id: string
-  path: string
-  remote: string
-  backend: MountRecord['backend']
-  credentials_ref: string | null
-  read_write: boolean
-  mount_options: string
-  status: MountRecord['status']
-  last_error: string | null
-  last_checked_at: Date | null
-  spec_hash: string
-  config_secret: string
-  created_at: Date
-  updated_at: Date
-}
-
-interface CredentialRow {
-  tenant: string
-  name: string
-  backend: CredentialRecord['backend']
-  keys: string
-  secret: string
-  created_at: Date
-  updated_at: Date
-}
-
-interface IdempotencyRow {
-  tenant: string
-  key: string
-  request_hash: string
-  status_code: number
-  body: string
-  created_at: Date
-}
-
-// Explicit column lists, never *: a named statement prepared before a migration adds a
-// column would otherwise fail with "cached plan must not change result type".
-const SANDBOX_COLUMNS = 'id, tenant, agent_url, agent_token_secret, state, created_at, updated_at'
-const CREDENTIAL_COLUMNS = 'tenant, name, backend, keys, secret, created_at, updated_at'
-const IDEMPOTENCY_COLUMNS = 'tenant, key, request_hash, status_code, body, created_at'
-const MOUNT_COLUMNS = 'm.id, m.sandbox_id, m.path, m.remote, m.backend, m.credentials_ref, m.read_write, ' +
-  'm.mount_options, m.status, m.last_error, m.last_checked_at, m.spec_hash, m.config_secret, m.created_at, m.updated_at'
-
-const PATCH_COLUMNS: Record<keyof MountPatch, string> = {
-  status: 'status',
-  lastError: 'last_error',
-  lastCheckedAt: 'last_checked_at',
-  configSecret: 'config_secret',
-  specHash: 'spec_hash',
-  updatedAt: 'updated_at'
-}
+type SandboxRow = SandboxRowOf<Date>
+type MountRow = MountRowOf<Date, boolean>
+type CredentialRow = CredentialRowOf<Date>
+type IdempotencyRow = IdempotencyRowOf<Date>
+const { toSandbox, toMount, toCredential, toIdempotency } = rowMappers((v: Date) => v.toISOString(), (v: boolean) => v)
 
 // 64-bit keys: hashtext's 32 bits would make unrelated sandboxes collide at this scale.
 const LOCK_SQL = 'SELECT pg_advisory_lock(hashtextextended($1, 0))'
@@ -411,59 +357,4 @@ function isUnavailable (err: unknown): boolean {
   }
   if (Array.isArray(errors) && errors.some(isUnavailable)) return true
   return code === undefined && typeof message === 'string' && DRIVER_MESSAGES.test(message)
-}
-
-function toSandbox (r: SandboxRow): SandboxRecord {
-  return {
-    id: r.id,
-    tenant: r.tenant,
-    agentUrl: r.agent_url,
-    agentTokenSecret: r.agent_token_secret,
-    state: r.state,
-    createdAt: r.created_at.toISOString(),
-    updatedAt: r.updated_at.toISOString()
-  }
-}
-
-function toMount (r: MountRow): MountRecord {
-  return {
-    id: r.id,
-    sandboxId: r.sandbox_id,
-    path: r.path,
-    remote: r.remote,
-    backend: r.backend,
-    credentialsRef: r.credentials_ref,
-    readWrite: r.read_write,
-    mountOptions: JSON.parse(r.mount_options) as string[],
-    status: r.status,
-    lastError: r.last_error,
-    lastCheckedAt: r.last_checked_at === null ? null : r.last_checked_at.toISOString(),
-    specHash: r.spec_hash,
-    configSecret: r.config_secret,
-    createdAt: r.created_at.toISOString(),
-    updatedAt: r.updated_at.toISOString()
-  }
-}
-
-function toCredential (r: CredentialRow): CredentialRecord {
-  return {
-    tenant: r.tenant,
-    name: r.name,
-    backend: r.backend,
-    keys: JSON.parse(r.keys) as string[],
-    secret: r.secret,
-    createdAt: r.created_at.toISOString(),
-    updatedAt: r.updated_at.toISOString()
-  }
-}
-
-function toIdempotency (r: IdempotencyRow): IdempotencyRecord {
-  return {
-    tenant: r.tenant,
-    key: r.key,
-    requestHash: r.request_hash,
-    statusCode: r.status_code,
-    body: r.body,
-    createdAt: r.created_at.toISOString()
-  }
 }

@@ -7,72 +7,21 @@ import {
   type CredentialRecord, type IdempotencyRecord, type MountPatch, type MountRecord,
   type RegistryStore, type SandboxRecord
 } from './registry.ts'
+import {
+  CREDENTIAL_COLUMNS, IDEMPOTENCY_COLUMNS, MOUNT_COLUMNS, PATCH_COLUMNS, SANDBOX_COLUMNS, rowMappers,
+  type CredentialRowOf, type IdempotencyRowOf, type MountRowOf, type SandboxRowOf
+} from './rows.ts'
 
 // The embedded store: one SQLite file in WAL mode, owned by one control-plane process.
 // better-sqlite3 is synchronous; each call is short (indexed lookups), so the event loop
 // only pauses for microseconds.
 
-interface SandboxRow {
-  id: string
-  tenant: string
-  agent_url: string
-  agent_token_secret: string
-  state: SandboxRecord['state']
-  created_at: string
-  updated_at: string
-}
+type SandboxRow = SandboxRowOf<string>
+type MountRow = MountRowOf<string, number>
+type CredentialRow = CredentialRowOf<string>
+type IdempotencyRow = IdempotencyRowOf<string>
+const { toSandbox, toMount, toCredential, toIdempotency } = rowMappers((v: string) => v, (v: number) => v === 1)
 
-interface MountRow {
-  id: string
-  sandbox_id: string
-  path: string
-  remote: string
-  backend: MountRecord['backend']
-  credentials_ref: string | null
-  read_write: number
-  mount_options: string
-  status: MountRecord['status']
-  last_error: string | null
-  last_checked_at: string | null
-  spec_hash: string
-  config_secret: string
-  created_at: string
-  updated_at: string
-}
-
-interface CredentialRow {
-  tenant: string
-  name: string
-  backend: CredentialRecord['backend']
-  keys: string
-  secret: string
-  created_at: string
-  updated_at: string
-}
-
-interface IdempotencyRow {
-  tenant: string
-  key: string
-  request_hash: string
-  status_code: number
-  body: string
-  created_at: string
-}
-
-const SANDBOX_COLUMNS = 'id, tenant, agent_url, agent_token_secret, state, created_at, updated_at'
-const CREDENTIAL_COLUMNS = 'tenant, name, backend, keys, secret, created_at, updated_at'
-const IDEMPOTENCY_COLUMNS = 'tenant, key, request_hash, status_code, body, created_at'
-const MOUNT_COLUMNS = 'm.id, m.sandbox_id, m.path, m.remote, m.backend, m.credentials_ref, m.read_write, ' +
-  'm.mount_options, m.status, m.last_error, m.last_checked_at, m.spec_hash, m.config_secret, m.created_at, m.updated_at'
-
-const PATCH_COLUMNS: Record<keyof MountPatch, string> = {
-  status: 'status',
-  lastError: 'last_error',
-  lastCheckedAt: 'last_checked_at',
-  configSecret: 'config_secret',
-  specHash: 'spec_hash',
-  updatedAt: 'updated_at'
-}
 const PATCH_TIMESTAMPS = new Set<keyof MountPatch>(['lastCheckedAt', 'updatedAt'])
 
 // Errors that mean the file cannot be used right now (locked past busy_timeout, disk full,
@@ -318,59 +267,4 @@ function iso (value: string): string {
 
 function isoOrNull (value: string | null): string | null {
   return value === null ? null : iso(value)
-}
-
-function toSandbox (r: SandboxRow): SandboxRecord {
-  return {
-    id: r.id,
-    tenant: r.tenant,
-    agentUrl: r.agent_url,
-    agentTokenSecret: r.agent_token_secret,
-    state: r.state,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at
-  }
-}
-
-function toMount (r: MountRow): MountRecord {
-  return {
-    id: r.id,
-    sandboxId: r.sandbox_id,
-    path: r.path,
-    remote: r.remote,
-    backend: r.backend,
-    credentialsRef: r.credentials_ref,
-    readWrite: r.read_write === 1,
-    mountOptions: JSON.parse(r.mount_options) as string[],
-    status: r.status,
-    lastError: r.last_error,
-    lastCheckedAt: r.last_checked_at,
-    specHash: r.spec_hash,
-    configSecret: r.config_secret,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at
-  }
-}
-
-function toCredential (r: CredentialRow): CredentialRecord {
-  return {
-    tenant: r.tenant,
-    name: r.name,
-    backend: r.backend,
-    keys: JSON.parse(r.keys) as string[],
-    secret: r.secret,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at
-  }
-}
-
-function toIdempotency (r: IdempotencyRow): IdempotencyRecord {
-  return {
-    tenant: r.tenant,
-    key: r.key,
-    requestHash: r.request_hash,
-    statusCode: r.status_code,
-    body: r.body,
-    createdAt: r.created_at
-  }
 }
