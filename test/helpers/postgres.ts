@@ -34,8 +34,12 @@ export interface PgState {
   port: number
 }
 
+/**
+ * Where the run's cluster is recorded: keyed by the tap process (the parent of the `before`
+ * script and of every test file), so two runs on one machine never share or clobber a cluster.
+ */
 export function pgStatePath (): string {
-  return process.env.TEST_PG_STATE ?? path.join(tmpdir(), 'sandbox-mounts-test-pg.json')
+  return process.env.TEST_PG_STATE ?? path.join(tmpdir(), `sandbox-mounts-test-pg-${process.ppid}.json`)
 }
 
 export function readPgState (): PgState | undefined {

@@ -1,8 +1,8 @@
 import { destroyClusterSync, readPgState, startCluster, writePgState } from '../helpers/postgres.ts'
 
 // tap's `before` script: one PostgreSQL cluster for the whole run, recorded in the state
-// file that test/helpers/postgres.ts reads. A cluster left over by an interrupted run is
-// removed first.
+// file that test/helpers/postgres.ts reads (one per tap process). A cluster left over under the
+// same file by an interrupted run is removed first.
 
 const stale = readPgState()
 if (stale !== undefined) destroyClusterSync(stale.dir)
