@@ -12,6 +12,8 @@ export interface SandboxRecord {
   /** Encrypted agent token (opaque blob). */
   agentTokenSecret: string
   state: 'running' | 'hibernated'
+  /** Bumped (by the database) on every change to the sandbox's mounts; absent when writing. */
+  mountsRev?: number
   createdAt: string
   updatedAt: string
 }

@@ -10,6 +10,7 @@ export interface SandboxRowOf<T> {
   agent_url: string
   agent_token_secret: string
   state: SandboxRecord['state']
+  mounts_rev: number
   created_at: T
   updated_at: T
 }
@@ -53,7 +54,7 @@ export interface IdempotencyRowOf<T> {
 
 // Explicit column lists, never *: a statement prepared before a migration adds a column keeps
 // working (PostgreSQL would fail with "cached plan must not change result type").
-export const SANDBOX_COLUMNS = 'id, tenant, agent_url, agent_token_secret, state, created_at, updated_at'
+export const SANDBOX_COLUMNS = 'id, tenant, agent_url, agent_token_secret, state, mounts_rev, created_at, updated_at'
 export const CREDENTIAL_COLUMNS = 'tenant, name, backend, keys, secret, created_at, updated_at'
 export const IDEMPOTENCY_COLUMNS = 'tenant, key, request_hash, status_code, body, created_at'
 export const MOUNT_COLUMNS = 'm.id, m.sandbox_id, m.path, m.remote, m.backend, m.credentials_ref, m.read_write, ' +
@@ -83,6 +84,7 @@ export function rowMappers<T, B> (time: (v: T) => string, bool: (v: B) => boolea
       agentUrl: r.agent_url,
       agentTokenSecret: r.agent_token_secret,
       state: r.state,
+      mountsRev: r.mounts_rev,
       createdAt: time(r.created_at),
       updatedAt: time(r.updated_at)
     }),

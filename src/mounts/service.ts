@@ -15,6 +15,8 @@ import { MountNotFound, PathConflict, SandboxHibernated, SandboxNotFound, Sandbo
 // agent make it live, record the outcome. The registry is the desired state; a failed add
 // leaves no entry, and a remove deletes the entry only once the agent has unmounted.
 
+const LIST_CACHE_SANDBOXES = 4096
+
 export type Principal = { kind: 'internal' } | { kind: 'tenant', tenant: string }
 
 export interface StoredConfig {
@@ -65,6 +67,16 @@ export class MountService {
   constructor (deps: MountServiceDeps) {
     this.#d = deps
     this.#now = deps.now ?? (() => new Date())
+  }
+
+  // The last listing built per sandbox, valid while the sandbox's mounts revision (bumped by
+  // the database on every mount change, from any replica) is unchanged. Bounded, oldest out.
+  readonly #listCache = new Map<string, { rev: number, mounts: Mount[] }>()
+
+  #remember (sandboxId: string, rev: number, mounts: Mount[]): void {
+    this.#listCache.delete(sandboxId)
+    this.#listCache.set(sandboxId, { rev, mounts })
+    if (this.#listCache.size > LIST_CACHE_SANDBOXES) this.#listCache.delete(this.#listCache.keys().next().value as string)
   }
 
   get store (): RegistryStore { return this.#d.store }
@@ -179,8 +191,16 @@ export class MountService {
 
   async list (principal: Principal, sandboxId: string, opts: { refresh?: boolean } = {}): Promise<Mount[]> {
     const sandbox = await this.sandboxFor(principal, sandboxId)
+    if (opts.refresh !== true) {
+      const cached = this.#listCache.get(sandboxId)
+      if (cached !== undefined && sandbox.mountsRev !== undefined && cached.rev === sandbox.mountsRev) return cached.mounts
+    }
     const mounts = await this.#d.store.listMounts(sandboxId)
-    if (opts.refresh !== true || mounts.length === 0 || sandbox.state === 'hibernated') return mounts.map(m => toApiMount(m))
+    if (opts.refresh !== true || mounts.length === 0 || sandbox.state === 'hibernated') {
+      const view = mounts.map(m => toApiMount(m))
+      if (sandbox.mountsRev !== undefined) this.#remember(sandboxId, sandbox.mountsRev, view)
+      return view
+    }
     let live: AgentMount[]
     try {
       live = await this.#d.agents.list(this.agentTarget(sandbox), { timeoutMs: 5000 })

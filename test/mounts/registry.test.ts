@@ -107,7 +107,7 @@ for (const kind of storeKinds()) {
       t.equal(await store.getSandbox('sb-b'), undefined)
       await store.upsertSandbox(sandbox('sb-b'))
       await store.upsertSandbox(sandbox('sb-a', { tenant: 'globex' }))
-      t.same(await store.getSandbox('sb-b'), sandbox('sb-b'))
+      t.match(await store.getSandbox('sb-b'), sandbox('sb-b'))
       t.same(await store.listSandboxIds(), ['sb-a', 'sb-b'])
 
       // A second upsert replaces the fields but keeps the creation time.
@@ -328,7 +328,7 @@ for (const kind of storeKinds()) {
       await first.close()
 
       const reopened = await open(t, opts)
-      t.same(await reopened.getSandbox('sb-1'), sandbox('sb-1'))
+      t.match(await reopened.getSandbox('sb-1'), sandbox('sb-1'))
       t.same(await reopened.listMounts('sb-1'), [m])
       t.same(await reopened.getCredential('acme', 'prod'), credential('acme', 'prod'))
       t.same(await reopened.getIdempotency('acme', 'k'), idem)
@@ -337,12 +337,31 @@ for (const kind of storeKinds()) {
       t.same(versions.map(r => Number(r.version)), migrations.map(m => m.version), 'each version applied once')
     })
 
+    t.test('every change to a sandbox\'s mounts bumps its mounts revision', async t => {
+      const store = await open(t, await testStoreOptions(t, kind))
+      await store.upsertSandbox(sandbox('sb-r'))
+      await store.upsertSandbox(sandbox('sb-other'))
+      const rev = async (id = 'sb-r'): Promise<number | undefined> => (await store.getSandbox(id))?.mountsRev
+      t.equal(await rev(), 0)
+      await store.insertMount(mount('sb-r', 'm1', '/mnt/a'))
+      const afterInsert = await rev()
+      t.ok((afterInsert ?? 0) > 0, 'insert')
+      await store.updateMount('sb-r', 'm1', { status: 'degraded' })
+      const afterUpdate = await rev()
+      t.ok((afterUpdate ?? 0) > (afterInsert ?? 0), 'update')
+      await store.deleteMount('sb-r', 'm1')
+      t.ok((await rev() ?? 0) > (afterUpdate ?? 0), 'delete')
+      t.equal(await rev('sb-other'), 0, 'other sandboxes keep theirs')
+      await store.upsertSandbox(sandbox('sb-r', { agentUrl: 'http://127.0.0.1:11/' }))
+      t.ok((await rev() ?? 0) > (afterUpdate ?? 0), 're-registering keeps the revision')
+    })
+
     t.test('a later migration applies once while older replicas keep serving', async t => {
       const opts = await testStoreOptions(t, kind)
       const old = await open(t, opts)
       await old.upsertSandbox(sandbox('sb-1'))
       await old.insertMount(mount('sb-1', 'm1', '/mnt/a'))
-      t.same(await old.getSandbox('sb-1'), sandbox('sb-1'), 'statements prepared before the change')
+      t.match(await old.getSandbox('sb-1'), sandbox('sb-1'), 'statements prepared before the change')
       const v2: Migration = {
         version: migrations.length + 1,
         name: 'test-added-columns',
@@ -359,7 +378,7 @@ for (const kind of storeKinds()) {
       }
       const versions = await rawRows(opts, 'SELECT version FROM schema_migrations ORDER BY version')
       t.same(versions.map(r => Number(r.version)), next.map(m => m.version))
-      t.same(await old.getSandbox('sb-1'), sandbox('sb-1'), 'the old replica still reads sandboxes')
+      t.match(await old.getSandbox('sb-1'), sandbox('sb-1'), 'the old replica still reads sandboxes')
       t.same((await old.listMounts('sb-1')).map(m => m.id), ['m1'], 'and mounts')
     })
 
@@ -433,7 +452,7 @@ async function seedMounts (opts: StoreOptions, sandboxes: number, perSandbox: nu
     try {
       db.exec(`
         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${sandboxes - 1})
-        INSERT INTO sandboxes SELECT 's' || i, 'acme', 'http://127.0.0.1:9/', 'enc:x', 'running', '${ts(0)}', '${ts(0)}' FROM n;
+        INSERT INTO sandboxes (id, tenant, agent_url, agent_token_secret, state, created_at, updated_at) SELECT 's' || i, 'acme', 'http://127.0.0.1:9/', 'enc:x', 'running', '${ts(0)}', '${ts(0)}' FROM n;
         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${sandboxes * perSandbox - 1})
         INSERT INTO mounts SELECT 'm' || i, 's' || (i % ${sandboxes}), '/mnt/' || i, 's3:b/' || i, 's3', NULL, 0, '[]',
           'mounted', NULL, NULL, 'h', 'enc:c', '${ts(0)}', '${ts(0)}' FROM n;
@@ -447,7 +466,7 @@ async function seedMounts (opts: StoreOptions, sandboxes: number, perSandbox: nu
   await client.connect()
   try {
     await client.query(`
-      INSERT INTO sandboxes SELECT 's' || i, 'acme', 'http://127.0.0.1:9/', 'enc:x', 'running', '${ts(0)}', '${ts(0)}'
+      INSERT INTO sandboxes (id, tenant, agent_url, agent_token_secret, state, created_at, updated_at) SELECT 's' || i, 'acme', 'http://127.0.0.1:9/', 'enc:x', 'running', '${ts(0)}', '${ts(0)}'
         FROM generate_series(0, ${sandboxes - 1}) i;
       INSERT INTO mounts SELECT 'm' || i, 's' || (i % ${sandboxes}), '/mnt/' || i, 's3:b/' || i, 's3', NULL, false, '[]',
         'mounted', NULL, NULL, 'h', 'enc:c', '${ts(0)}', '${ts(0)}' FROM generate_series(0, ${sandboxes * perSandbox - 1}) i`)

@@ -1,4 +1,5 @@
 import { initial } from './001-initial.ts'
+import { mountsRevision } from './002-mounts-revision.ts'
 
 // Versioned schema changes, applied in order at open and recorded in schema_migrations.
 // A released migration never changes; a new version is a new file. Each carries both
@@ -11,4 +12,4 @@ export interface Migration {
   postgres: string
 }
 
-export const migrations: readonly Migration[] = [initial]
+export const migrations: readonly Migration[] = [initial, mountsRevision]
