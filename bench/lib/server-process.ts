@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { nodeArgs, PACKAGE_ROOT } from './paths.ts'
 import { nowMs } from './stats.ts'
+import { freePort } from '../../src/lib/free-port.ts'
+
+export { freePort }
 
 // The control plane as operators run it (`node dist/src/server.js`) in a child process, with
 // the time from spawn to the first 200 from /readyz.
@@ -12,18 +14,6 @@ export interface ServerProcess {
   /** Milliseconds from spawn() to /readyz answering 200. */
   readyMs: number
   stop: () => Promise<void>
-}
-
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      srv.close(() => { resolve(typeof addr === 'object' && addr !== null ? addr.port : 0) })
-    })
-  })
 }
 
 export async function stopChild (child: ChildProcess, timeoutMs = 10_000): Promise<void> {

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
 import { writePrivateFile } from './private-file.ts'
 import { RcClient } from './rc.ts'
+import { freePort } from '../lib/free-port.ts'
 
 // Supervises the one `rclone rcd` that hosts all of the sandbox's mounts. Its rc credentials
 // live in its environment (root only) and in a 0600 state file, never on its command line.
@@ -26,18 +26,6 @@ export interface RcdOptions {
   /** PATH for rclone, the only variable it inherits from the agent. */
   path: string
   log: FastifyBaseLogger
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      srv.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0))
-    })
-  })
 }
 
 /** true while the process exists and is not a zombie. */

@@ -172,6 +172,8 @@ function postgresUser (): { uid: number, gid: number } {
   return { uid: Number(uid), gid: Number(gid) }
 }
 
+// Its own copy of src/lib/free-port.ts: tap's `before` script loads this file, and tap measures
+// coverage of the src/ files that script loads (then fails the run below 100%).
 async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer()

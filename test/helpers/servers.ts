@@ -2,12 +2,15 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { connect, createServer as createNetServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { lookupUser } from './sandbox-user.ts'
+import { freePort } from '../../src/lib/free-port.ts'
+
+export { freePort }
 
 // Real storage servers on 127.0.0.1 for tests: each one gets a free port and its own temp dir,
 // and stop() removes both. Secrets reach the servers through files or the environment, never
@@ -23,20 +26,6 @@ const BIN = resolve(dirname(new URL(import.meta.url).pathname), '../../node_modu
 
 export interface Stoppable {
   stop (): Promise<void>
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createNetServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
 }
 
 /** The environment an rclone helper process gets: no AWS_*, GOOGLE_*, RCLONE_* from ours. */
